@@ -1,0 +1,1 @@
+"""The SQL index: the only layer that runs SQL."""

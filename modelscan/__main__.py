@@ -1,0 +1,5 @@
+"""Run the command line as ``python -m modelscan``."""
+
+from modelscan.cli import main
+
+main()

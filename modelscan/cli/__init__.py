@@ -1,0 +1,52 @@
+"""The ``modelscan`` command line: a thin click group over library functions.
+
+Each command lives in its own module here and imports heavy libraries inside
+its function body, so ``modelscan --help`` and ``--version`` stay fast.
+
+Example:
+    $ modelscan fingerprint model.safetensors --json
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from modelscan import __version__
+from modelscan.errors import ModelscanError
+
+
+class _Group(click.Group):
+    """Turn a ModelscanError escaping a command into one line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ModelscanError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelscan")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Model-file provenance: fingerprint weights, crawl hosts, measure spread."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from modelscan.cli import crawl_cmd, fingerprint_cmd, index_cmd
+
+    for module in (fingerprint_cmd, index_cmd, crawl_cmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="modelscan")

@@ -1,0 +1,237 @@
+"""Frozen records passed between the layers (scanner, registry, db, CLI).
+
+Every layer speaks these types: the scanner returns a :class:`Fingerprint`, host
+modules yield :class:`Listing` records, and ``db/`` stores both.
+
+Example:
+    >>> RemoteFile(path="model.safetensors", size=12, sha256=None, url="https://h/x")
+    RemoteFile(path='model.safetensors', size=12, sha256=None, url='https://h/x', ...)
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# --- fingerprints (scanner -> db, CLI) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TensorFingerprint:
+    """One tensor's identity: where it is named, what it holds, and a sketch."""
+
+    name: str
+    dtype: str  # safetensors spelling (F32, BF16, I64, ...) or a GGML type (Q4_1, ...)
+    shape: tuple[int, ...]  # row-major, outermost first (GGUF's ne reversed)
+    nbytes: int  # bytes of the tensor's logical data
+    digest: str  # BLAKE3 hex of the logical bytes (contiguous, little-endian)
+    sketch: bytes | None = None  # 256 float16 LE values, or None (DESIGN.md section 4)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form: sketch as base64 of its float16 bytes."""
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "nbytes": self.nbytes,
+            "digest": self.digest,
+            "sketch": base64.b64encode(self.sketch).decode() if self.sketch else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A hash or identity that a file states about itself or its parent."""
+
+    key: str  # where it was found, e.g. "ss_sd_model_hash", "general.base_model.0.name"
+    value: str
+    meaning: str  # what the value identifies: "autov3-of-this-file", "autov1-of-base", ...
+    verified: bool | None  # True/False when the file can confirm it, None when it cannot
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {
+            "key": self.key,
+            "value": self.value,
+            "meaning": self.meaning,
+            "verified": "unknown" if self.verified is None else self.verified,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PickleSafety:
+    """What loading a pickle would import, judged against an allowlist."""
+
+    verdict: str  # "safe" | "unsafe"
+    globals: tuple[str, ...]  # every module.name a real unpickler would import
+    dangerous: tuple[str, ...]  # the subset that is known to run code or touch the OS
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        out: dict[str, Any] = {
+            "verdict": self.verdict,
+            "globals": list(self.globals),
+            "dangerous": list(self.dangerous),
+        }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """Everything computed for one file in one pass (DESIGN.md section 4)."""
+
+    path: str
+    size: int
+    format: str  # scanner.sniff.Format value: "safetensors", "gguf", "torch-zip", ...
+    sha256: str
+    autov1: str  # A1111 old hash: 8 hex; "e3b0c442" for files under 1 MiB
+    autov2: str  # first 10 hex of sha256
+    autov3: str | None  # full SHA-256 hex of a safetensors body; Civitai shows 12
+    blake3: str | None = None  # whole file, only with --all-hashes
+    crc32: int | None = None  # zlib CRC-32 of the whole file, only with --all-hashes
+    tensors: tuple[TensorFingerprint, ...] = ()
+    content_id: str | None = None
+    weights_id: str | None = None
+    structure_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    claims: tuple[Claim, ...] = ()
+    pickle_safety: PickleSafety | None = None
+
+    @property
+    def parameter_count(self) -> int:
+        """Number of elements over all tensors."""
+        total = 0
+        for t in self.tensors:
+            n = 1
+            for d in t.shape:
+                n *= d
+            total += n
+        return total
+
+    def civitai_hashes(self) -> dict[str, str | None]:
+        """Return the hashes in Civitai's spelling, ready to paste into its search."""
+        return civitai_spelling(
+            size=self.size,
+            sha256=self.sha256,
+            autov1=self.autov1,
+            autov3=self.autov3,
+            crc32=self.crc32,
+            blake3=self.blake3,
+        )
+
+    def to_json(self, *, with_tensors: bool = True) -> dict[str, Any]:
+        """Return the stable JSON record documented in README."""
+        out: dict[str, Any] = {
+            "path": self.path,
+            "size": self.size,
+            "format": self.format,
+            "sha256": self.sha256,
+            "autov1": self.autov1,
+            "autov2": self.autov2,
+            "autov3": self.autov3,
+            "blake3": self.blake3,
+            "crc32": f"{self.crc32:08x}" if self.crc32 is not None else None,
+            "civitai": self.civitai_hashes(),
+            "content_id": self.content_id,
+            "weights_id": self.weights_id,
+            "structure_id": self.structure_id,
+            "tensor_count": len(self.tensors),
+            "parameter_count": self.parameter_count,
+            "metadata": self.metadata,
+            "claims": [c.to_json() for c in self.claims],
+            "pickle_safety": self.pickle_safety.to_json() if self.pickle_safety else None,
+        }
+        if with_tensors:
+            out["tensors"] = [t.to_json() for t in self.tensors]
+        return out
+
+
+CIVITAI_AUTOV1_MIN_SIZE = 2 * 1024 * 1024  # Civitai publishes no AutoV1 below this
+
+
+def civitai_crc32(crc: int) -> str:
+    """Spell a zlib CRC-32 as Civitai prints it: the four bytes reversed, upper case.
+
+    >>> civitai_crc32(0x0D4A1185)
+    '85114A0D'
+    """
+    return crc.to_bytes(4, "little").hex().upper()
+
+
+def crc32_from_civitai(text: str) -> int:
+    """Invert :func:`civitai_crc32`.
+
+    >>> hex(crc32_from_civitai("85114A0D"))
+    '0xd4a1185'
+    """
+    return int.from_bytes(bytes.fromhex(text), "little")
+
+
+def civitai_spelling(
+    *,
+    size: int,
+    sha256: str,
+    autov1: str,
+    autov3: str | None,
+    crc32: int | None,
+    blake3: str | None,
+) -> dict[str, str | None]:
+    """Return Civitai's six hash names with values spelled as Civitai shows them."""
+    return {
+        "SHA256": sha256.upper(),
+        "AutoV1": autov1.upper() if size >= CIVITAI_AUTOV1_MIN_SIZE else None,
+        "AutoV2": sha256[:10].upper(),
+        "AutoV3": autov3[:12].upper() if autov3 else None,
+        "CRC32": civitai_crc32(crc32) if crc32 is not None else None,
+        "BLAKE3": blake3.upper() if blake3 else None,
+    }
+
+
+# --- host records (registry -> db) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """A file as a host lists it, with the hashes the host publishes."""
+
+    path: str
+    size: int | None
+    sha256: str | None  # lower-case hex
+    url: str
+    hashes: dict[str, str] = field(default_factory=dict)  # other published hashes, our names
+    extra: dict[str, Any] = field(default_factory=dict)  # scan results, file type, ...
+
+
+@dataclass(frozen=True, slots=True)
+class LineageRef:
+    """A parent that a host or a file declares, possibly not yet in the index."""
+
+    parent: str  # "hf:org/name", "civitai:4384", or free text such as "SD 1.5"
+    relation: str  # finetune | adapter | quantized | merge | copy | conversion | unknown
+    source: str  # declared-card | declared-tag | declared-file | declared-description
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One repository version on one host, with its files and declared lineage."""
+
+    host: str
+    host_id: str  # the host's own id: "org/name", "4384", "owner/model"
+    name: str
+    owner: str | None
+    url: str
+    revision: str | None  # HF commit sha, Civitai version id, Replicate version id
+    updated_at: datetime | None
+    status: str = "live"  # live | gated | gone | taken_down | archived | private
+    kind: str | None = None  # pipeline tag, Civitai type, ...
+    license: str | None = None
+    downloads: int | None = None
+    likes: int | None = None
+    files: tuple[RemoteFile, ...] = ()
+    lineage: tuple[LineageRef, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)

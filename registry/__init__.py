@@ -1,0 +1,1 @@
+"""Model hosts: one module per host, pure parse_* functions plus a small fetching class."""

@@ -1,0 +1,1 @@
+"""One module per container format; each turns header bytes into a :class:`Layout`."""

@@ -1,0 +1,130 @@
+"""What a format parser reports: where each tensor's bytes lie in the file.
+
+Parsers never read tensor data themselves. They return a :class:`Layout`, and
+``fingerprint.py`` streams the file once to hash every span. Random access goes
+through :class:`RangeReader`, so the same parser can later read a remote file
+with HTTP Range requests.
+
+Example:
+    >>> span = TensorSpan("w", "F32", (2, 3), offset=64, nbytes=24)
+    >>> span.numel
+    6
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from modelscan.records import PickleSafety
+
+# Bytes per element of every unquantized dtype, in safetensors' spelling.
+DTYPE_SIZES: dict[str, int] = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U64": 8,
+    "U32": 4,
+    "U16": 2,
+    "U8": 1,
+    "BOOL": 1,
+    "C64": 8,
+    "C128": 16,
+}
+
+FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16"})
+
+MAX_TENSORS = 1_000_000  # no published model comes near; bounds every allocation
+MAX_RANK = 16
+MAX_NAME_BYTES = 64 * 1024
+
+
+class RangeReader(Protocol):
+    """Random access to a file of known size; ``read_at`` returns exactly n bytes."""
+
+    @property
+    def size(self) -> int:
+        """Total size of the file in bytes."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The path or URL, for error messages."""
+        ...
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Return bytes [offset, offset+n); raise TruncatedFile if the file is shorter."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpan:
+    """Where one tensor's elements lie in the file.
+
+    ``offset`` is the absolute file offset of element 0. With ``strides`` None
+    the tensor occupies ``nbytes`` contiguous bytes there; otherwise element
+    index ``i`` (a tuple) sits at ``offset + itemsize * sum(i[k] * strides[k])``
+    (a torch view into a larger storage).
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+    strides: tuple[int, ...] | None = None
+    ggml_type: int | None = None  # GGUF block-quantized type id, for dequantization
+
+    @property
+    def numel(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A parsed container: its format, tensors, metadata and safety facts."""
+
+    format: str
+    tensors: tuple[TensorSpan, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    body_offset: int | None = None  # safetensors: 8 + header length (AutoV3 hashes from here)
+    pickle_safety: PickleSafety | None = None
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major element strides for ``shape``.
+
+    >>> contiguous_strides((2, 3, 4))
+    (12, 4, 1)
+    """
+    strides = []
+    acc = 1
+    for dim in reversed(shape):
+        strides.append(acc)
+        acc *= dim
+    return tuple(reversed(strides))
+
+
+def is_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """True when ``strides`` walk ``shape`` in row-major order without gaps.
+
+    Dimensions of size 1 may carry any stride, as in torch.
+
+    >>> is_contiguous((2, 3), (3, 1)), is_contiguous((2, 3), (1, 2))
+    (True, False)
+    """
+    expected = 1
+    for dim, stride in zip(reversed(shape), reversed(strides), strict=True):
+        if dim != 1 and stride != expected:
+            return False
+        expected *= dim
+    return True
