@@ -1,7 +1,178 @@
-"""``modelscan fingerprint``: hash and fingerprint model files (work in progress)."""
+"""``modelscan fingerprint``: hash and fingerprint model files, never running them."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from modelscan.errors import ModelscanError
+
+if TYPE_CHECKING:
+    from modelscan.records import Fingerprint
+
+
+def _expand(paths: tuple[str, ...]) -> Iterator[tuple[str, bool]]:
+    """Yield (path, named_explicitly); directories are walked for model files."""
+    from modelscan.scanner.fingerprint import iter_model_files
+
+    for p in paths:
+        if os.path.isdir(p):
+            for found in iter_model_files(p):
+                yield str(found), False
+        else:
+            yield p, True
+
+
+def _total_bytes(paths: list[str]) -> int:
+    total = 0
+    for p in paths:
+        try:
+            total += os.stat(p).st_size
+        except OSError:
+            pass
+    return total
+
+
+def _summary(fp: Fingerprint) -> str:
+    dtypes = Counter(t.dtype for t in fp.tensors)
+    dtype_text = ", ".join(f"{d} x{n}" for d, n in sorted(dtypes.items()))
+    lines = [fp.path]
+    what = fp.format
+    if fp.tensors:
+        what += f" ({len(fp.tensors)} tensors, {fp.parameter_count:,} params: {dtype_text})"
+    rows: list[tuple[str, str]] = [
+        ("format", what),
+        ("size", f"{fp.size:,} bytes"),
+        ("sha256", fp.sha256),
+        ("autov1", fp.autov1 + ("" if fp.size >= 1 << 20 else " (file under 1 MiB)")),
+        ("autov2", fp.autov2),
+    ]
+    if fp.autov3:
+        rows.append(("autov3", fp.autov3))
+    if fp.blake3:
+        rows.append(("blake3", fp.blake3))
+    if fp.crc32 is not None:
+        rows.append(("crc32", f"{fp.crc32:08x}"))
+    civ = "  ".join(f"{k} {v}" for k, v in fp.civitai_hashes().items() if v)
+    rows.append(("civitai", civ))
+    for key in ("content_id", "weights_id", "structure_id"):
+        value = getattr(fp, key)
+        if value:
+            rows.append((key, value))
+    rows.extend(_metadata_rows(fp.metadata))
+    for c in fp.claims:
+        state = {True: "verified", False: "DOES NOT MATCH", None: "unverified"}[c.verified]
+        rows.append(("claim", f"{c.key} = {c.value} ({c.meaning}, {state})"))
+    if fp.pickle_safety:
+        ps = fp.pickle_safety
+        text = f"{ps.verdict}: {len(ps.globals)} globals"
+        if ps.dangerous:
+            text += f"; DANGEROUS: {', '.join(ps.dangerous)}"
+        elif ps.verdict == "unsafe":
+            allowed = _not_allowed(ps.globals)
+            text += f"; not on the allowlist: {', '.join(allowed[:6])}"
+            text += " ..." if len(allowed) > 6 else ""
+        rows.append(("pickle", text))
+        rows.extend(("note", n) for n in ps.notes)
+    lines.extend(f"  {k:<13}{v}" for k, v in rows)
+    return "\n".join(lines)
+
+
+def _not_allowed(names: tuple[str, ...]) -> list[str]:
+    try:
+        from modelscan.scanner.formats.pickle_safe import is_allowed
+    except ImportError:
+        return list(names)
+    return [n for n in names if not is_allowed(n)]
+
+
+def _metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in list(metadata.items())[:12]:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(text) > 100:
+            text = text[:97] + "..."
+        rows.append(("metadata", f"{key} = {text}"))
+    if len(metadata) > 12:
+        rows.append(("metadata", f"... {len(metadata) - 12} more keys (see --json)"))
+    return rows
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON Lines).")
+@click.option("--all-hashes", is_flag=True, help="Also whole-file BLAKE3 and CRC-32.")
+@click.option("--any-file", is_flag=True, help="Hash unknown formats at file level.")
+@click.option("--no-tensors", is_flag=True, help="Leave the per-tensor list out of --json.")
+@click.option("--save", is_flag=True, help="Store the results in the index.")
+@click.option("--db", envvar="MODELSCAN_DATABASE_URL", help="Index URL (SQLAlchemy).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def fingerprint(
+    paths: tuple[str, ...],
+    as_json: bool,
+    all_hashes: bool,
+    any_file: bool,
+    no_tensors: bool,
+    save: bool,
+    db: str | None,
+    progress: bool | None,
+) -> None:
+    """Fingerprint model files: file hashes, tensor digests, ids, safety.
+
+    Directories are walked for model files (recognised by magic bytes). Pickles
+    are read without being executed. Exit status is 1 when any file failed.
+
+    \b
+    Example:
+        modelscan fingerprint model.safetensors
+        modelscan fingerprint --json --all-hashes ./checkpoints/ > prints.jsonl
+        modelscan fingerprint --save pytorch_model.bin
+    """
+    from tqdm import tqdm
+
+    from modelscan.scanner.fingerprint import fingerprint as compute
+
+    targets = list(_expand(paths))
+    show_bar = progress if progress is not None else (sys.stderr.isatty() and not as_json)
+    total = _total_bytes([p for p, _ in targets])
+    bar = tqdm(total=total, unit="B", unit_scale=True, disable=not show_bar, file=sys.stderr)
+    store = _open_store(db) if save else None
+    failed = 0
+    with bar:
+        for path, explicit in targets:
+            try:
+                fp = compute(path, all_hashes=all_hashes, any_file=any_file and explicit,
+                             progress=bar.update)  # fmt: skip
+                if store is not None:
+                    store.save_fingerprint(fp, location=str(Path(path).resolve()))
+            except ModelscanError as exc:
+                failed += 1
+                bar.clear()
+                click.echo(f"modelscan: error: {exc}", err=True)
+                continue
+            bar.clear()
+            if as_json:
+                click.echo(json.dumps(fp.to_json(with_tensors=not no_tensors), default=str))
+            else:
+                click.echo(_summary(fp))
+    if not targets:
+        click.echo("modelscan: error: no model files found", err=True)
+        sys.exit(1)
+    if failed:
+        sys.exit(1)
+
+
+def _open_store(db: str | None) -> Any:
+    from modelscan.db.engine import open_store
+
+    return open_store(db)
+
+
+COMMANDS: list[click.Command] = [fingerprint]

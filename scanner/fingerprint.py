@@ -1,0 +1,257 @@
+"""Fingerprint one model file: the only I/O in scanner/.
+
+Opens the file, sniffs its format from the magic bytes, lets the format's parser
+locate every tensor, then reads the file once (in parallel streams, see
+``hashing.py``) for the file hashes and the tensor digests, and reads each
+sketch window with one small positioned read.
+
+Example:
+    >>> fp = fingerprint("model.safetensors")  # doctest: +SKIP
+    >>> fp.sha256, fp.autov2, fp.content_id  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from modelscan.errors import FormatError, TruncatedFile, UnknownFormat, UnreadableFile
+from modelscan.records import Fingerprint, TensorFingerprint
+from modelscan.scanner import hashing, identity
+from modelscan.scanner.claims import claims_from_metadata
+from modelscan.scanner.layout import Layout, TensorSpan
+from modelscan.scanner.sniff import HEAD_BYTES, Format, detect_format, why_unknown
+
+THREADED_MIN_SIZE = 16 << 20  # below this, thread start-up costs more than it saves
+
+
+class FileReader:
+    """A :class:`~modelscan.scanner.layout.RangeReader` over a local file (pread)."""
+
+    def __init__(self, path: str, fd: int, size: int) -> None:
+        self._path = path
+        self._fd = fd
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        """File size in bytes."""
+        return self._size
+
+    @property
+    def name(self) -> str:
+        """The path, for messages."""
+        return self._path
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Return exactly ``n`` bytes at ``offset`` or raise TruncatedFile."""
+        if offset < 0 or n < 0 or offset + n > self._size:
+            raise TruncatedFile(
+                self._path, f"needs bytes {offset}..{offset + n}, file has {self._size}"
+            )
+        data = os.pread(self._fd, n, offset)
+        if len(data) != n:
+            raise TruncatedFile(self._path, f"file shrank while reading at {offset}")
+        return data
+
+
+def _open_regular(path: str) -> tuple[int, int]:
+    """Open ``path`` for reading if it is a regular file; return (fd, size)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UnreadableFile(path, "no such file") from None
+    except PermissionError:
+        raise UnreadableFile(path, "permission denied") from None
+    except OSError as exc:
+        raise UnreadableFile(path, exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UnreadableFile(path, "is a directory")
+    if stat.S_ISFIFO(st.st_mode):
+        raise UnreadableFile(path, "is a FIFO, not a regular file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableFile(path, "not a regular file (device or socket)")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except PermissionError:
+        raise UnreadableFile(path, "permission denied") from None
+    except OSError as exc:
+        reason = "permission denied" if exc.errno == errno.EACCES else exc.strerror
+        raise UnreadableFile(path, reason or str(exc)) from None
+    return fd, st.st_size
+
+
+def read_layout(reader: FileReader, *, any_file: bool = False) -> Layout:
+    """Sniff the format and run its parser (headers only)."""
+    head = reader.read_at(0, min(HEAD_BYTES, reader.size))
+    fmt = detect_format(head, reader.size)
+    if fmt is Format.SAFETENSORS:
+        from modelscan.scanner.formats import safetensors
+
+        return safetensors.read_layout(reader)
+    if fmt is Format.GGUF:
+        from modelscan.scanner.formats import gguf
+
+        return gguf.read_layout(reader)
+    if fmt is Format.GGML:
+        from modelscan.scanner.formats import ggml
+
+        return ggml.read_layout(reader)
+    if fmt is Format.ZIP:
+        from modelscan.scanner.formats import torch_zip
+
+        return torch_zip.read_layout(reader)
+    if fmt is Format.TORCH_LEGACY:
+        from modelscan.scanner.formats import torch_legacy
+
+        return torch_legacy.read_layout(reader)
+    if fmt is Format.PICKLE:
+        from modelscan.scanner.formats import pickle_safe
+
+        return pickle_safe.read_layout(reader)
+    if any_file:
+        return Layout(format=Format.UNKNOWN.value)
+    raise UnknownFormat(reader.name, why_unknown(head, reader.size))
+
+
+def fingerprint(
+    path: str | os.PathLike[str],
+    *,
+    all_hashes: bool = False,
+    any_file: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Fingerprint:
+    """Compute every identity of one file in one pass (DESIGN.md section 4).
+
+    Args:
+        path: a local file.
+        all_hashes: also compute whole-file BLAKE3 and CRC-32.
+        any_file: hash files of unknown format at file level instead of refusing.
+        progress: called with the number of bytes of each chunk read.
+
+    Returns:
+        The file's :class:`~modelscan.records.Fingerprint`.
+
+    Raises:
+        FormatError: unreadable, unknown, truncated or malformed file.
+    """
+    name = os.fspath(path)
+    fd, size = _open_regular(name)
+    try:
+        reader = FileReader(name, fd, size)
+        layout = read_layout(reader, any_file=any_file)
+        return _compute(reader, layout, all_hashes=all_hashes, progress=progress)
+    finally:
+        os.close(fd)
+
+
+def _compute(
+    reader: FileReader,
+    layout: Layout,
+    *,
+    all_hashes: bool,
+    progress: Callable[[int], None] | None,
+) -> Fingerprint:
+    path, size = reader.name, reader.size
+    whole = hashing.Sha256Sink()
+    autov1_window = hashing.WindowSink(hashing.AUTOV1_OFFSET, hashing.AUTOV1_LENGTH)
+    streams: list[tuple[int, int, list[hashing.Sink]]] = [(0, size, [whole, autov1_window])]
+    contiguous = [t for t in layout.tensors if t.strides is None]
+    spans = hashing.SpanDigestSink([(t.offset, t.offset + t.nbytes) for t in contiguous])
+    extra = hashing.Blake3Crc32Sink() if all_hashes else None
+    second: list[hashing.Sink] = [spans] + ([extra] if extra else [])
+    if contiguous or extra:
+        streams.append((0, size, second))
+    body = hashing.Sha256Sink() if layout.body_offset is not None else None
+    if body is not None and layout.body_offset is not None:
+        streams.append((layout.body_offset, size, [body]))
+    try:
+        hashing.run_streams(
+            path, streams, threaded=size >= THREADED_MIN_SIZE, progress=progress
+        )
+    except OSError as exc:
+        raise UnreadableFile(path, f"read failed: {exc.strerror or exc}") from exc
+    except EOFError as exc:
+        raise TruncatedFile(path, str(exc)) from exc
+
+    digests = dict(zip((id(t) for t in contiguous), spans.hexdigests(), strict=True))
+    tensors = tuple(_tensor_record(reader, t, digests) for t in layout.tensors)
+    sha256 = whole.hexdigest()
+    autov1 = hashlib.sha256(autov1_window.value()).hexdigest()[:8]
+    autov3 = body.hexdigest() if body is not None else None
+    content, weights, structure = _ids(tensors)
+    return Fingerprint(
+        path=path,
+        size=size,
+        format=layout.format,
+        sha256=sha256,
+        autov1=autov1,
+        autov2=sha256[:10],
+        autov3=autov3,
+        blake3=extra.blake3_hex() if extra else None,
+        crc32=extra.crc32 if extra else None,
+        tensors=tensors,
+        content_id=content,
+        weights_id=weights,
+        structure_id=structure,
+        metadata=layout.metadata,
+        claims=claims_from_metadata(layout.metadata, autov1=autov1, autov3=autov3),
+        pickle_safety=layout.pickle_safety,
+    )
+
+
+def _tensor_record(
+    reader: FileReader, span: TensorSpan, digests: dict[int, str]
+) -> TensorFingerprint:
+    digest = digests.get(id(span))
+    if digest is None:
+        digest = identity.strided_digest(reader.name, span)
+    return TensorFingerprint(
+        name=span.name,
+        dtype=span.dtype,
+        shape=span.shape,
+        nbytes=span.nbytes,
+        digest=digest,
+        sketch=identity.read_sketch(reader, span),
+    )
+
+
+def _ids(tensors: tuple[TensorFingerprint, ...]) -> tuple[str | None, str | None, str | None]:
+    if not tensors:
+        return None, None, None
+    return (
+        identity.content_id((t.name, t.dtype, t.shape, t.digest) for t in tensors),
+        identity.weights_id(t.digest for t in tensors),
+        identity.structure_id((t.name, t.dtype, t.shape) for t in tensors),
+    )
+
+
+def iter_model_files(root: str | os.PathLike[str]) -> Iterator[Path]:
+    """Walk a directory (sorted, no symlinked directories) and yield model files.
+
+    A file is a model file when its magic bytes name a known format; others
+    (configs, tokenizers, READMEs) are skipped silently.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            p = Path(dirpath) / fname
+            if p.is_file() and _is_model_file(p):
+                yield p
+
+
+def _is_model_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(HEAD_BYTES)
+        size = path.stat().st_size
+    except OSError:
+        return True  # let fingerprint() report the problem
+    try:
+        return detect_format(head, size) is not Format.UNKNOWN
+    except FormatError:
+        return True
