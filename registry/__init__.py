@@ -1,1 +1,79 @@
-"""Model hosts: one module per host, pure parse_* functions plus a small fetching class."""
+"""Model hosts: one module per host, pure ``parse_*`` functions and a small class.
+
+``HOSTS`` maps each host's name to its class; :func:`make_host` builds one from
+the environment (base URL and token variables) and the crawl options.
+
+Example:
+    >>> from modelscan.registry import make_host
+    >>> from modelscan.registry.base import crawl
+    >>> crawl(make_host("civitai", rate=2), store)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from modelscan.registry.base import Host
+from modelscan.registry.civitai import CivitaiHost
+from modelscan.registry.huggingface import HuggingFaceHost
+from modelscan.registry.replicate import ReplicateHost
+
+HOSTS: dict[str, type[HuggingFaceHost] | type[CivitaiHost] | type[ReplicateHost]] = {
+    "huggingface": HuggingFaceHost,
+    "civitai": CivitaiHost,
+    "replicate": ReplicateHost,
+}
+
+
+def make_host(
+    name: str,
+    *,
+    endpoint: str | None = None,
+    rate: float | None = None,
+    author: str | None = None,
+    search: str | None = None,
+    tag: str | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Host:
+    """Build the named host from the environment and the crawl options.
+
+    Args:
+        name: a key of :data:`HOSTS`.
+        endpoint: base URL overriding the host's env var and default.
+        rate: at most this many requests per second.
+        author: only this owner's listings (not for Replicate).
+        search: only listings matching this text (not for Replicate).
+        tag: only listings with this tag (not for Replicate).
+        sleep: the waiting function (tests pass a fake).
+
+    Raises:
+        KeyError: unknown host name.
+        ValueError: a filter the host does not support.
+        AuthRequired: the host needs a token that is not set (Replicate).
+    """
+    if name == "huggingface":
+        return HuggingFaceHost.from_env(
+            endpoint=endpoint,
+            rate=rate,
+            author=author,
+            search=search,
+            tag=tag,
+            sleep=sleep,
+        )
+    if name == "civitai":
+        return CivitaiHost.from_env(
+            endpoint=endpoint,
+            rate=rate,
+            author=author,
+            search=search,
+            tag=tag,
+            sleep=sleep,
+        )
+    if name == "replicate":
+        if author or search or tag:
+            raise ValueError("Replicate's API has no --author, --search or --filter")
+        return ReplicateHost.from_env(endpoint=endpoint, rate=rate, sleep=sleep)
+    raise KeyError(f"unknown host {name!r}; choose from {', '.join(HOSTS)}")
+
+
+__all__ = ["HOSTS", "make_host"]

@@ -1,0 +1,474 @@
+"""The one crawl loop shared by every host, and the protocols it is written against.
+
+A host module supplies a small class implementing :class:`Host` (fetch a list
+page, parse it purely, fetch details of a new or changed listing, check whether
+a listing that vanished is really gone). :func:`crawl` drives it against a
+:class:`Store`: load the saved cursor, fetch a page, parse it, fetch details only
+for listings whose revision differs from the index, then save the page's rows and
+the next cursor in ONE transaction (``Store.save_page``). A crawl killed at any
+point therefore resumes at the first page that was not committed: nothing is
+lost and, as ``save_page`` is idempotent, nothing is doubled.
+
+Example:
+    >>> from modelscan.db.engine import open_store  # doctest: +SKIP
+    >>> host = HOSTS["civitai"].from_env()  # doctest: +SKIP
+    >>> crawl(host, open_store(), max_pages=2).as_dict()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from modelscan.errors import HostError, UnexpectedResponse
+from modelscan.records import Listing
+from modelscan.registry.http import HttpClient
+
+logger = logging.getLogger(__name__)
+
+GONE_STATUSES = frozenset({"gone", "renamed"})  # marked with Store.mark_gone, not saved
+PASS_SUFFIX = ":pass-started"  # cursor key holding when the current full pass began
+
+
+@dataclass(frozen=True)
+class Page:
+    """One list response, decoded."""
+
+    payload: Any  # decoded JSON of one response
+    next_cursor: str | None  # opaque: a cursor value or a re-based next URL; None: last
+    cursor: str | None = None  # the cursor this page was fetched with
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """One entry of a page that could not be parsed; recorded, and the crawl goes on."""
+
+    item: str
+    message: str
+
+
+class PageCounts(Protocol):
+    """What ``Store.save_page`` reports for one page."""
+
+    @property
+    def new(self) -> int:
+        """Listings the index did not have."""
+
+    @property
+    def changed(self) -> int:
+        """Listings whose revision or status changed."""
+
+    @property
+    def unchanged(self) -> int:
+        """Listings seen again as they were."""
+
+    @property
+    def files(self) -> int:
+        """File occurrences written."""
+
+
+class Store(Protocol):
+    """The part of ``modelscan.db.store.Store`` the crawl loop uses."""
+
+    def start_run(self, host: str, *, params: dict[str, object]) -> int:
+        """Open a crawl run and take the host's lock (StoreError if held)."""
+
+    def finish_run(self, run_id: int, *, status: str, stats: dict[str, int]) -> None:
+        """Close a run and release the host's lock."""
+
+    def load_cursor(self, host: str, key: str = "default") -> str | None:
+        """Return the cursor saved with the last committed page."""
+
+    def save_page(
+        self,
+        run_id: int,
+        host: str,
+        listings: Sequence[Listing],
+        *,
+        next_cursor: str | None,
+        cursor_key: str = "default",
+        seen_at: datetime,
+    ) -> PageCounts:
+        """Upsert the listings, write their events and save the cursor, atomically."""
+
+    def known_revisions(
+        self, host: str, host_ids: Sequence[str]
+    ) -> dict[str, str | None]:
+        """Return the stored revision of each known listing."""
+
+    def mark_gone(
+        self,
+        host: str,
+        host_id: str,
+        *,
+        at: datetime,
+        status: str = "gone",
+        run_id: int | None = None,
+    ) -> None:
+        """Mark a listing and its live files gone (never delete)."""
+
+    def record_error(self, run_id: int, host: str, item: str, message: str) -> None:
+        """Record one failed item of a run."""
+
+
+@runtime_checkable
+class SweepStore(Protocol):
+    """A store that can list live listings not seen since a time (for gone checks)."""
+
+    def unseen_since(self, host: str, since: datetime) -> list[str]:
+        """Return host ids of live listings whose last_seen is before ``since``."""
+
+
+class Host(Protocol):
+    """One model host: a small class around pure ``parse_*`` functions."""
+
+    name: ClassVar[str]
+    client: HttpClient
+    cursor_key: str  # "default", or a key naming the filters of a narrowed listing
+    complete_listing: bool  # a finished pass saw every listing (no filters)
+
+    def fetch_page(self, cursor: str | None, *, limit: int | None = None) -> Page:
+        """Fetch one list page (network). ``limit`` caps the page size."""
+
+    def parse_page(self, page: Page) -> Iterator[Listing | ItemError]:
+        """Turn a page into listings (pure); a bad entry becomes an ItemError."""
+
+    def needs_details(
+        self, listing: Listing, known: bool, revision: str | None
+    ) -> bool:
+        """Whether ``listing`` must be completed by :meth:`fetch_details`."""
+
+    def fetch_details(self, listing: Listing) -> Listing:
+        """Complete a new or changed listing (files, versions) from the network.
+
+        Returns the listing with ``status`` "gone"/"renamed" when the host says
+        so; raises UnexpectedResponse for a bad answer about this one item.
+        """
+
+    def check(self, host_id: str) -> str | None:
+        """Ask the host about a listing that no longer appears: its status or None."""
+
+
+@dataclass
+class CrawlStats:
+    """Counters of one crawl run (``--json`` prints :meth:`as_dict`)."""
+
+    host: str
+    run_id: int | None = None
+    status: str = "running"  # ok | failed
+    pages: int = 0
+    listings: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    files: int = 0
+    details: int = 0  # listings completed with detail requests
+    gone: int = 0
+    errors: int = 0
+    requests: int = 0
+    complete: bool = False  # reached the end of the host's listing
+    seconds: float = 0.0
+    error: str | None = None
+    _started: float = field(default_factory=time.monotonic, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        """Integer counters, as stored with the run."""
+        keys = (
+            "pages",
+            "listings",
+            "new",
+            "changed",
+            "unchanged",
+            "files",
+            "details",
+            "gone",
+            "errors",
+            "requests",
+        )
+        return {k: int(getattr(self, k)) for k in keys}
+
+    def as_dict(self) -> dict[str, object]:
+        """Everything, JSON-ready."""
+        out: dict[str, object] = {
+            "host": self.host,
+            "run_id": self.run_id,
+            "status": self.status,
+        }
+        out.update(self.counts())
+        out.update(
+            complete=self.complete, seconds=round(self.seconds, 3), error=self.error
+        )
+        return out
+
+    def summary(self) -> str:
+        """One line for a terminal."""
+        text = (
+            f"{self.host}: {self.status}, {self.listings} listings "
+            f"({self.new} new, {self.changed} changed, {self.gone} gone), "
+            f"{self.files} files, {self.requests} requests, {self.errors} errors, "
+            f"{self.seconds:.1f}s"
+        )
+        return text + (f": {self.error}" if self.error else "")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, UTC."""
+    return datetime.now(UTC)
+
+
+def crawl(
+    host: Host,
+    store: Store,
+    *,
+    max_pages: int | None = None,
+    limit: int | None = None,
+    full: bool = False,
+    progress: Callable[[CrawlStats], None] | None = None,
+    workers: int = 1,
+    clock: Callable[[], datetime] = utcnow,
+) -> CrawlStats:
+    """The only crawl loop: load state, fetch, parse, complete, save page + cursor.
+
+    Args:
+        host: the host to crawl.
+        store: the index (``modelscan.db.engine.open_store()``).
+        max_pages: stop after this many list pages.
+        limit: stop after this many listings.
+        full: ignore the saved cursor and start from the host's first page.
+        progress: called with the running stats after each page and detail.
+        workers: threads fetching details of changed listings in parallel.
+        clock: source of timestamps.
+
+    Returns:
+        The run's counters, also stored with the run.
+
+    Raises:
+        HostError: the host stayed down or kept refusing; pages committed
+            before the failure stay committed and the next run resumes there.
+        StoreError: another crawl of the host holds its lock, or the index failed.
+    """
+    params: dict[str, object] = {
+        "max_pages": max_pages,
+        "limit": limit,
+        "full": full,
+        "cursor_key": host.cursor_key,
+    }
+    run_id = store.start_run(host.name, params=params)
+    stats = CrawlStats(host=host.name, run_id=run_id)
+    first_request = host.client.requests
+    try:
+        _Loop(host, store, run_id, stats, progress, workers, clock).run(
+            max_pages=max_pages, limit=limit, full=full
+        )
+        stats.status = "ok"
+    except HostError as exc:
+        stats.status = "failed"
+        stats.error = host.client.redact(str(exc))
+        raise
+    finally:
+        if stats.status == "running":
+            stats.status = "failed"  # interrupted (KeyboardInterrupt, StoreError, bug)
+        stats.requests = host.client.requests - first_request
+        stats.seconds = time.monotonic() - stats._started
+        store.finish_run(run_id, status=stats.status, stats=stats.counts())
+    return stats
+
+
+@dataclass
+class _Loop:
+    """State of one run of :func:`crawl` (split out to keep each step small)."""
+
+    host: Host
+    store: Store
+    run_id: int
+    stats: CrawlStats
+    progress: Callable[[CrawlStats], None] | None
+    workers: int
+    clock: Callable[[], datetime]
+
+    def run(self, *, max_pages: int | None, limit: int | None, full: bool) -> None:
+        host = self.host
+        cursor = None if full else self.store.load_cursor(host.name, host.cursor_key)
+        if cursor is None:
+            self._mark_pass_start()
+        while max_pages is None or self.stats.pages < max_pages:
+            remaining = None if limit is None else limit - self.stats.listings
+            if remaining is not None and remaining <= 0:
+                return
+            cursor, more = self._one_page(cursor, remaining)
+            if not more:
+                return
+
+    def _one_page(
+        self, cursor: str | None, remaining: int | None
+    ) -> tuple[str | None, bool]:
+        """Fetch, parse, complete and save one page.
+
+        Returns:
+            The cursor to go on with, and whether to go on.
+        """
+        try:
+            page = self.host.fetch_page(cursor, limit=remaining)
+        except UnexpectedResponse as exc:  # a list page we cannot read stops the run
+            self._error(f"page {cursor or '(first)'}", exc)
+            raise
+        listings = self._parse(page)
+        ids = list(dict.fromkeys(item.host_id for item in listings))
+        next_cursor, cut = page.next_cursor, False
+        if remaining is not None and len(ids) > remaining:
+            # Cut short by --limit (counted in host ids: one Civitai model may come
+            # as several version listings). Keep the cursor on this page so the
+            # next run sees the rest of it; re-saving the first ones is idempotent.
+            ids, next_cursor, cut = ids[:remaining], cursor, True
+            keep = set(ids)
+            listings = [item for item in listings if item.host_id in keep]
+        parsed = len(ids)
+        listings = self._complete(listings)
+        counts = self.store.save_page(
+            self.run_id,
+            self.host.name,
+            listings,
+            next_cursor=next_cursor,
+            cursor_key=self.host.cursor_key,
+            seen_at=self.clock(),
+        )
+        self._count(parsed, counts)
+        if cut:
+            return cursor, False
+        if next_cursor is None:
+            self.stats.complete = True
+            self._sweep()
+            return None, False
+        return next_cursor, True
+
+    def _parse(self, page: Page) -> list[Listing]:
+        listings: list[Listing] = []
+        for entry in self.host.parse_page(page):
+            if isinstance(entry, ItemError):
+                self.stats.errors += 1
+                self.store.record_error(
+                    self.run_id,
+                    self.host.name,
+                    entry.item,
+                    self.host.client.redact(entry.message),
+                )
+            else:
+                listings.append(entry)
+        return listings
+
+    def _complete(self, listings: list[Listing]) -> list[Listing]:
+        """Fetch details of new/changed listings; mark gone ones; drop failed ones."""
+        ids = list(dict.fromkeys(item.host_id for item in listings))
+        known = self.store.known_revisions(self.host.name, ids) if ids else {}
+        todo = [
+            i
+            for i, item in enumerate(listings)
+            if self.host.needs_details(
+                item, item.host_id in known, known.get(item.host_id)
+            )
+        ]
+        done = dict(
+            zip(todo, self._fetch_all([listings[i] for i in todo]), strict=True)
+        )
+        kept: list[Listing] = []
+        for i, item in enumerate(listings):
+            result = done.get(i, item)
+            if result is None:
+                continue  # failed and recorded: retried on the next pass
+            if result.status in GONE_STATUSES:
+                self._gone(result.host_id, result.status)
+            else:
+                kept.append(result)
+        return kept
+
+    def _fetch_all(self, todo: list[Listing]) -> list[Listing | None]:
+        """Run fetch_details over ``todo``; None for an item that failed (recorded)."""
+
+        def one(item: Listing) -> Listing | UnexpectedResponse:
+            try:
+                return self.host.fetch_details(item)
+            except UnexpectedResponse as exc:  # this item only; others go on
+                return exc
+
+        if self.workers > 1 and len(todo) > 1:
+            with ThreadPoolExecutor(self.workers) as pool:
+                answers = list(pool.map(one, todo))
+        else:
+            answers = [one(item) for item in todo]
+        results: list[Listing | None] = []
+        for item, answer in zip(todo, answers, strict=True):
+            if isinstance(answer, UnexpectedResponse):
+                self._error(item.host_id, answer)
+                results.append(None)
+            else:
+                self.stats.details += 1
+                results.append(answer)
+        return results
+
+    def _sweep(self) -> None:
+        """After a complete pass, ask the host about listings the pass did not see."""
+        if not self.host.complete_listing or not isinstance(self.store, SweepStore):
+            return
+        started = self.store.load_cursor(
+            self.host.name, self.host.cursor_key + PASS_SUFFIX
+        )
+        if started is None:
+            return
+        for host_id in self.store.unseen_since(
+            self.host.name, datetime.fromisoformat(started)
+        ):
+            try:
+                status = self.host.check(host_id)
+            except UnexpectedResponse as exc:
+                self._error(host_id, exc)
+                continue
+            if status is not None and status != "live":
+                self._gone(host_id, status)
+
+    def _mark_pass_start(self) -> None:
+        """Remember when this full pass began, for the sweep at its end."""
+        if not self.host.complete_listing:
+            return
+        now = self.clock()
+        self.store.save_page(
+            self.run_id,
+            self.host.name,
+            [],
+            next_cursor=now.isoformat(),
+            cursor_key=self.host.cursor_key + PASS_SUFFIX,
+            seen_at=now,
+        )
+
+    def _gone(self, host_id: str, status: str) -> None:
+        self.store.mark_gone(
+            self.host.name, host_id, at=self.clock(), status=status, run_id=self.run_id
+        )
+        self.stats.gone += 1
+
+    def _error(self, item: str, exc: Exception) -> None:
+        self.stats.errors += 1
+        message = self.host.client.redact(str(exc))
+        logger.warning("%s: %s: %s", self.host.name, item, message)
+        self.store.record_error(self.run_id, self.host.name, item, message)
+
+    def _count(self, saved: int, counts: PageCounts) -> None:
+        s = self.stats
+        s.pages += 1
+        s.listings += saved
+        s.new += counts.new
+        s.changed += counts.changed
+        s.unchanged += counts.unchanged
+        s.files += counts.files
+        if self.progress is not None:
+            self.progress(s)
+
+
+def replace(listing: Listing, **changes: Any) -> Listing:
+    """Return ``listing`` with fields changed (dataclasses.replace, typed)."""
+    return dataclasses.replace(listing, **changes)
