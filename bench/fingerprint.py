@@ -43,7 +43,9 @@ def make_safetensors(path: Path, total: int) -> None:
     for i in range(count):
         dtype = "F16" if i % 2 == 0 else "BF16"
         header[f"layers.{i}.weight"] = {
-            "dtype": dtype, "shape": list(TENSOR_SHAPE), "data_offsets": [i * per, (i + 1) * per]
+            "dtype": dtype,
+            "shape": list(TENSOR_SHAPE),
+            "data_offsets": [i * per, (i + 1) * per],
         }
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
@@ -89,23 +91,33 @@ def fingerprint_child(path: Path) -> tuple[float, float]:
         "import sys,time,resource\n"
         "from modelscan.scanner.fingerprint import fingerprint\n"
         "t=time.perf_counter(); fp=fingerprint(sys.argv[1]); t=time.perf_counter()-t\n"
-        "print(t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024, len(fp.tensors))\n"
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(t, rss, len(fp.tensors))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(path)], check=True,
-                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-gib", type=float, default=2.0)
-    parser.add_argument("--dir", type=Path, default=Path.home() / ".cache" / "modelscan-bench")
+    parser.add_argument(
+        "--dir", type=Path, default=Path.home() / ".cache" / "modelscan-bench"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     total = int(args.size_gib * (1 << 30))
     files = {
-        "safetensors (F16/BF16, with AutoV3)": (args.dir / f"bench-{total}.safetensors", make_safetensors),
+        "safetensors (F16/BF16, with AutoV3)": (
+            args.dir / f"bench-{total}.safetensors",
+            make_safetensors,
+        ),
         "gguf (F16)": (args.dir / f"bench-{total}.gguf", make_gguf),
     }
     print(f"{'file':<38}{'sha256 s':>10}{'fp s':>8}{'ratio':>8}{'peak RSS MB':>13}")
@@ -119,7 +131,10 @@ def main() -> None:
         rss = max(r[1] for r in runs)
         print(f"{label:<38}{base:>10.2f}{wall:>8.2f}{wall / base:>8.2f}{rss:>13.0f}")
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"(bench process peak RSS {self_rss:.0f} MB; file size {total / (1 << 30):.2f} GiB)")
+    print(
+        f"(bench process peak RSS {self_rss:.0f} MB; "
+        f"file size {total / (1 << 30):.2f} GiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ class FormatError(ModelscanError):
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"{path}: {self.kind}: {reason}" if self.kind else f"{path}: {reason}")
+        super().__init__(
+            f"{path}: {self.kind}: {reason}" if self.kind else f"{path}: {reason}"
+        )
 
 
 class UnknownFormat(FormatError):

@@ -47,8 +47,12 @@ class Claim:
 
     key: str  # where it was found, e.g. "ss_sd_model_hash", "general.base_model.0.name"
     value: str
-    meaning: str  # what the value identifies: "autov3-of-this-file", "autov1-of-base", ...
-    verified: bool | None  # True/False when the file can confirm it, None when it cannot
+    meaning: (
+        str  # what the value identifies: "autov3-of-this-file", "autov1-of-base", ...
+    )
+    verified: (
+        bool | None
+    )  # True/False when the file can confirm it, None when it cannot
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form."""
@@ -144,7 +148,9 @@ class Fingerprint:
             "parameter_count": self.parameter_count,
             "metadata": self.metadata,
             "claims": [c.to_json() for c in self.claims],
-            "pickle_safety": self.pickle_safety.to_json() if self.pickle_safety else None,
+            "pickle_safety": self.pickle_safety.to_json()
+            if self.pickle_safety
+            else None,
         }
         if with_tensors:
             out["tensors"] = [t.to_json() for t in self.tensors]
@@ -203,7 +209,9 @@ class RemoteFile:
     size: int | None
     sha256: str | None  # lower-case hex
     url: str
-    hashes: dict[str, str] = field(default_factory=dict)  # other published hashes, our names
+    hashes: dict[str, str] = field(
+        default_factory=dict
+    )  # other published hashes, our names
     extra: dict[str, Any] = field(default_factory=dict)  # scan results, file type, ...
 
 
@@ -212,7 +220,9 @@ class LineageRef:
     """A parent that a host or a file declares, possibly not yet in the index."""
 
     parent: str  # "hf:org/name", "civitai:4384", or free text such as "SD 1.5"
-    relation: str  # finetune | adapter | quantized | merge | copy | conversion | unknown
+    relation: (
+        str  # finetune | adapter | quantized | merge | copy | conversion | unknown
+    )
     source: str  # declared-card | declared-tag | declared-file | declared-description
 
 

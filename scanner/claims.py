@@ -67,6 +67,8 @@ def claims_from_metadata(
         elif key in _BASE_KEYS:
             out.append(Claim(key, text, _BASE_KEYS[key], None))
         elif key.startswith(_GGUF_PREFIXES) and not key.endswith(".count"):
-            meaning = "base-model" if key.startswith("general.base_model.") else "source"
+            meaning = (
+                "base-model" if key.startswith("general.base_model.") else "source"
+            )
             out.append(Claim(key, text, meaning, None))
     return tuple(out)

@@ -123,7 +123,7 @@ def fingerprint(
     *,
     all_hashes: bool = False,
     any_file: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Fingerprint:
     """Compute every identity of one file in one pass (DESIGN.md section 4).
 
@@ -154,14 +154,18 @@ def _compute(
     layout: Layout,
     *,
     all_hashes: bool,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
 ) -> Fingerprint:
     path, size = reader.name, reader.size
     whole = hashing.Sha256Sink()
     autov1_window = hashing.WindowSink(hashing.AUTOV1_OFFSET, hashing.AUTOV1_LENGTH)
-    streams: list[tuple[int, int, list[hashing.Sink]]] = [(0, size, [whole, autov1_window])]
+    streams: list[tuple[int, int, list[hashing.Sink]]] = [
+        (0, size, [whole, autov1_window])
+    ]
     contiguous = [t for t in layout.tensors if t.strides is None]
-    spans = hashing.SpanDigestSink([(t.offset, t.offset + t.nbytes) for t in contiguous])
+    spans = hashing.SpanDigestSink(
+        [(t.offset, t.offset + t.nbytes) for t in contiguous]
+    )
     extra = hashing.Blake3Crc32Sink() if all_hashes else None
     second: list[hashing.Sink] = [spans] + ([extra] if extra else [])
     if contiguous or extra:
@@ -220,7 +224,9 @@ def _tensor_record(
     )
 
 
-def _ids(tensors: tuple[TensorFingerprint, ...]) -> tuple[str | None, str | None, str | None]:
+def _ids(
+    tensors: tuple[TensorFingerprint, ...],
+) -> tuple[str | None, str | None, str | None]:
     if not tensors:
         return None, None, None
     return (

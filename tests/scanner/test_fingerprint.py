@@ -46,13 +46,15 @@ def _sketches(fp: Fingerprint) -> list[tuple[str, tuple[int, ...], bytes | None]
 
 
 def _median_r(a: Fingerprint, b: Fingerprint) -> float:
-    return statistics.median(identity.compare_sketches(_sketches(a), _sketches(b)).values())
+    return statistics.median(
+        identity.compare_sketches(_sketches(a), _sketches(b)).values()
+    )
 
 
 def test_minilm_file_hashes_match_published_and_independent(
     minilm: Path, minilm_fp: Fingerprint
 ) -> None:
-    """sha256 is the HF LFS oid; every other hash equals hashlib/blake3/zlib over the bytes."""
+    """sha256 is the HF LFS oid; other hashes equal hashlib/blake3/zlib on the bytes."""
     import zlib
 
     data = minilm.read_bytes()
@@ -78,7 +80,9 @@ def test_minilm_tensor_digests_are_blake3_of_the_arrays(
     for t in minilm_fp.tensors:
         arr = minilm_arrays[t.name]
         assert t.shape == arr.shape
-        assert t.digest == blake3.blake3(np.ascontiguousarray(arr).tobytes()).hexdigest()
+        assert (
+            t.digest == blake3.blake3(np.ascontiguousarray(arr).tobytes()).hexdigest()
+        )
     assert minilm_fp.parameter_count == sum(a.size for a in minilm_arrays.values())
 
 
@@ -88,9 +92,8 @@ def test_small_file_autov1_is_empty_hash(model_files: dict[str, Path]) -> None:
     assert fp.size < 1 << 20
     assert fp.autov1 == "e3b0c442"
     assert fp.civitai_hashes()["AutoV1"] is None
-    assert fp.format == "ggml" and fp.tensors == ()
-
-
+    assert fp.format == "ggml"
+    assert fp.tensors == ()
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +129,18 @@ def converted(tmp_path_factory, torch_mod, minilm_arrays) -> dict[str, Path]:
 
     rng = np.random.default_rng(1)
     floats = {k: v for k, v in minilm_arrays.items() if v.dtype == np.float32}
-    save_file({k: v.astype(np.float16) for k, v in floats.items()}, str(out / "f16.safetensors"))
-    noisy = {k: (v + 0.05 * v.std() * rng.standard_normal(v.shape)).astype(np.float32)
-             for k, v in floats.items()}  # fmt: skip
+    save_file(
+        {k: v.astype(np.float16) for k, v in floats.items()},
+        str(out / "f16.safetensors"),
+    )
+    noisy = {
+        k: (v + 0.05 * v.std() * rng.standard_normal(v.shape)).astype(np.float32)
+        for k, v in floats.items()
+    }
     save_file(noisy, str(out / "finetune.safetensors"))
-    shuffled = {k: rng.permutation(v.reshape(-1)).reshape(v.shape) for k, v in floats.items()}
+    shuffled = {
+        k: rng.permutation(v.reshape(-1)).reshape(v.shape) for k, v in floats.items()
+    }
     save_file(shuffled, str(out / "other.safetensors"))
     return {p.stem: p for p in out.iterdir()}
 
@@ -144,7 +154,8 @@ def test_torch_copies_share_content_id(minilm_fp: Fingerprint, converted) -> Non
         assert fp.content_id == minilm_fp.content_id
         assert fp.weights_id == minilm_fp.weights_id
         assert fp.structure_id == minilm_fp.structure_id
-        assert fp.pickle_safety is not None and fp.pickle_safety.verdict == "safe"
+        assert fp.pickle_safety is not None
+        assert fp.pickle_safety.verdict == "safe"
 
 
 def test_gguf_copy_shares_weights_id(minilm_fp: Fingerprint, converted) -> None:
@@ -152,7 +163,9 @@ def test_gguf_copy_shares_weights_id(minilm_fp: Fingerprint, converted) -> None:
     fp = fingerprint(converted["f32"])
     assert fp.format == "gguf"
     assert fp.weights_id == minilm_fp.weights_id
-    assert sorted(t.shape for t in fp.tensors) == sorted(t.shape for t in minilm_fp.tensors)
+    assert sorted(t.shape for t in fp.tensors) == sorted(
+        t.shape for t in minilm_fp.tensors
+    )
 
 
 def test_sketch_correlations_separate_related_from_unrelated(
@@ -161,13 +174,18 @@ def test_sketch_correlations_separate_related_from_unrelated(
     """f16 cast > 0.99, simulated fine-tune > 0.95, shuffled weights |r| < 0.2."""
     f16 = fingerprint(converted["f16"])
     assert f16.content_id != minilm_fp.content_id
-    assert min(identity.compare_sketches(_sketches(minilm_fp), _sketches(f16)).values()) > 0.99
+    assert (
+        min(identity.compare_sketches(_sketches(minilm_fp), _sketches(f16)).values())
+        > 0.99
+    )
     assert _median_r(minilm_fp, fingerprint(converted["finetune"])) > 0.95
     assert abs(_median_r(minilm_fp, fingerprint(converted["other"]))) < 0.2
 
 
-def test_noncontiguous_view_is_digested_over_its_own_elements(tmp_path: Path, torch_mod) -> None:
-    """A transposed view and a slice of a shared storage digest like their contiguous copies."""
+def test_noncontiguous_view_is_digested_over_its_own_elements(
+    tmp_path: Path, torch_mod
+) -> None:
+    """A transposed view and a shared-storage slice digest like contiguous copies."""
     base = torch_mod.arange(64 * 48, dtype=torch_mod.float32).reshape(64, 48)
     state = {"t": base.t(), "slice": base[10:20], "base": base}
     torch_mod.save(state, tmp_path / "views.pt")
@@ -179,19 +197,24 @@ def test_noncontiguous_view_is_digested_over_its_own_elements(tmp_path: Path, to
         assert got[name].shape == tuple(tensor.shape)
 
 
-def test_gguf_quantized_sketch_from_dequantized_blocks(model_files: dict[str, Path]) -> None:
+def test_gguf_quantized_sketch_from_dequantized_blocks(
+    model_files: dict[str, Path],
+) -> None:
     """SmolLM2 Q4_1: 272 tensors; quantized sketches equal gguf's own dequantization."""
     import gguf
 
     fp = fingerprint(model_files["smollm_gguf"])
-    assert fp.format == "gguf" and len(fp.tensors) == 272
+    assert fp.format == "gguf"
+    assert len(fp.tensors) == 272
     reader = gguf.GGUFReader(str(model_files["smollm_gguf"]))
     rt = {t.name: t for t in reader.tensors}
     checked = 0
     for t in fp.tensors:
         if t.dtype != "Q4_1" or t.sketch is None:
             continue
-        values = gguf.quants.dequantize(rt[t.name].data, rt[t.name].tensor_type).reshape(-1)
+        values = gguf.quants.dequantize(
+            rt[t.name].data, rt[t.name].tensor_type
+        ).reshape(-1)
         start = identity.sketch_start(values.size)
         want = identity.to_sketch(values[start : start + 256])
         assert t.sketch == want
@@ -200,7 +223,7 @@ def test_gguf_quantized_sketch_from_dequantized_blocks(model_files: dict[str, Pa
 
 
 def test_claims_are_checked_against_computed_hashes(tmp_path: Path) -> None:
-    """kohya's sshs_model_hash is verified against AutoV3; base hashes stay unverified."""
+    """sshs_model_hash is checked against AutoV3; base hashes stay unverified."""
     from safetensors.numpy import save_file
 
     arrays = {"w": np.arange(2048, dtype=np.float32).reshape(32, 64)}
@@ -208,8 +231,12 @@ def test_claims_are_checked_against_computed_hashes(tmp_path: Path) -> None:
     save_file(arrays, str(path), metadata={"ss_sd_model_hash": "925997e9"})
     body = fingerprint(path).autov3
     assert body is not None
-    save_file(arrays, str(path), metadata={"sshs_model_hash": body,
-              "modelspec.hash_sha256": "0x" + "0" * 64, "ss_sd_model_hash": "925997e9"})  # fmt: skip
+    claimed = {
+        "sshs_model_hash": body,
+        "modelspec.hash_sha256": "0x" + "0" * 64,
+        "ss_sd_model_hash": "925997e9",
+    }
+    save_file(arrays, str(path), metadata=claimed)
     claims = {c.key: c for c in fingerprint(path).claims}
     # the body (tensor bytes) does not change when only metadata does
     assert claims["sshs_model_hash"].verified is True
@@ -222,7 +249,10 @@ def test_claims_are_checked_against_computed_hashes(tmp_path: Path) -> None:
     ("content", "reason"),
     [
         (b"", "empty file"),
-        (b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 3\n", "LFS pointer"),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 3\n",
+            "LFS pointer",
+        ),
         (b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML"),
     ],
 )

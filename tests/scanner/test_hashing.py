@@ -21,14 +21,18 @@ def _run(path: Path, spans: list[tuple[int, int]], *, threaded: bool):
     extra = hashing.Blake3Crc32Sink()
     size = path.stat().st_size
     hashing.run_streams(
-        path, [(0, size, [whole, window]), (0, size, [digests, extra])], threaded=threaded
+        path,
+        [(0, size, [whole, window]), (0, size, [digests, extra])],
+        threaded=threaded,
     )
     return whole, window, digests, extra
 
 
 @pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("size", [0, 1, 1 << 20, (1 << 20) + 100, 3 * (1 << 20) + 7])
-def test_streams_match_hashlib_blake3_zlib(tmp_path: Path, size: int, threaded: bool) -> None:
+def test_streams_match_hashlib_blake3_zlib(
+    tmp_path: Path, size: int, threaded: bool
+) -> None:
     """Every stream digest equals hashlib/blake3/zlib over the same bytes, any size."""
     data = os.urandom(size)
     path = tmp_path / "f.bin"
@@ -39,7 +43,9 @@ def test_streams_match_hashlib_blake3_zlib(tmp_path: Path, size: int, threaded: 
     assert extra.blake3_hex() == blake3.blake3(data).hexdigest()
     assert extra.crc32 == zlib.crc32(data)
     assert window.value() == data[0x100000:0x110000]
-    assert digests.hexdigests() == [blake3.blake3(data[a:b]).hexdigest() for a, b in spans]
+    assert digests.hexdigests() == [
+        blake3.blake3(data[a:b]).hexdigest() for a, b in spans
+    ]
 
 
 def test_civitai_crc32_vector() -> None:

@@ -9,7 +9,7 @@ from modelscan.scanner import identity
 
 
 def test_content_id_definition() -> None:
-    """content_id is BLAKE3 over sorted 'name\\tdtype\\tshape\\tdigest\\n' lines."""
+    r"""content_id is BLAKE3 over sorted 'name\\tdtype\\tshape\\tdigest\\n' lines."""
     rows = [("b", "F32", (2, 3), "d2"), ("a", "F16", (), "d1")]
     expected = blake3.blake3(b"a\tF16\t\td1\nb\tF32\t2,3\td2\n").hexdigest()
     assert identity.content_id(rows) == expected
@@ -45,7 +45,7 @@ def test_bf16_decode_matches_truncated_float32() -> None:
 
 
 def test_correlation_of_related_and_unrelated_windows() -> None:
-    """A noisy copy correlates near 1, independent values near 0, constants give None."""
+    """A noisy copy correlates near 1, independent values near 0, constants None."""
     rng = np.random.default_rng(0)
     base = rng.standard_normal(256).astype(np.float32)
     close = identity.to_sketch(base + 0.05 * rng.standard_normal(256))
@@ -53,6 +53,8 @@ def test_correlation_of_related_and_unrelated_windows() -> None:
     sk = identity.to_sketch(base)
     related = identity.correlation(sk, close)
     unrelated = identity.correlation(sk, other)
-    assert related is not None and related > 0.99
-    assert unrelated is not None and abs(unrelated) < 0.25
+    assert related is not None
+    assert related > 0.99
+    assert unrelated is not None
+    assert abs(unrelated) < 0.25
     assert identity.correlation(sk, identity.to_sketch(np.zeros(256))) is None
