@@ -1,0 +1,324 @@
+"""The index schema: SQLAlchemy 2.0 typed tables (DESIGN.md section 5).
+
+Alembic migrations in ``db/migrations`` create these tables; a test checks that
+autogenerate finds no drift between the two. Timestamps are UTC: PostgreSQL
+stores ``timestamptz``, SQLite stores ``YYYY-MM-DD HH:MM:SS.ffffff`` text in
+UTC, readable by ``sqlite3``, Datasette and DuckDB without custom functions.
+JSON columns are plain JSON text on SQLite.
+
+Nothing here is deleted by a later crawl: an occurrence that disappears keeps
+its ``first_seen``/``last_seen`` and gets ``gone_at``; ``events`` says when.
+
+Example:
+    >>> FileRow.__table__.name
+    'files'
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names: alembic needs them to alter SQLite tables in batch mode.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+HASH = String(64)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Convert to UTC; SQLite keeps no offset, so store the naive UTC time."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(
+                f"naive datetime {value!r}: pass a timezone-aware UTC time"
+            )
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class HostRow(Base):
+    """A model host ("huggingface", "civitai", "replicate", "local")."""
+
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RepoRow(Base):
+    """A repository (HF repo, Civitai model, Replicate model, local directory)."""
+
+    __tablename__ = "repos"
+    __table_args__ = (
+        UniqueConstraint("host", "host_id"),
+        Index("ix_repos_host_owner", "host", "owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(ForeignKey("hosts.name"))
+    host_id: Mapped[str] = mapped_column(String(512))  # the host's own id
+    name: Mapped[str | None] = mapped_column(String(512))
+    owner: Mapped[str | None] = mapped_column(String(256))
+    url: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(128))
+    license: Mapped[str | None] = mapped_column(String(128))
+    downloads: Mapped[int | None] = mapped_column(BigInteger)
+    likes: Mapped[int | None] = mapped_column(BigInteger)
+    revision: Mapped[str | None] = mapped_column(String(128))  # the head seen last
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # host's word
+    status: Mapped[str] = mapped_column(String(32))  # live|gated|gone|taken_down|...
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    gone_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class VersionRow(Base):
+    """A revision of a repo: HF commit, Civitai version id, Replicate version id."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("repo_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id"))
+    revision: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class BlobRow(Base):
+    """One file content, by sha256: fingerprinted here, or hashes a host published."""
+
+    __tablename__ = "blobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(HASH, unique=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    format: Mapped[str | None] = mapped_column(String(32))
+    autov1: Mapped[str | None] = mapped_column(String(8), index=True)
+    autov2: Mapped[str | None] = mapped_column(String(10))  # = sha256[:10]
+    autov3: Mapped[str | None] = mapped_column(HASH, index=True)  # 64 hex, or 12
+    blake3: Mapped[str | None] = mapped_column(HASH, index=True)
+    crc32: Mapped[str | None] = mapped_column(String(8), index=True)  # zlib, 8 hex
+    content_id: Mapped[str | None] = mapped_column(HASH, index=True)
+    weights_id: Mapped[str | None] = mapped_column(HASH, index=True)
+    structure_id: Mapped[str | None] = mapped_column(HASH, index=True)
+    tensor_count: Mapped[int | None] = mapped_column(Integer)
+    parameter_count: Mapped[int | None] = mapped_column(BigInteger)
+    dtype: Mapped[str | None] = mapped_column(String(16))  # holds most elements
+    dtype_summary: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    safety_verdict: Mapped[str | None] = mapped_column(String(16))  # safe|unsafe
+    pickle_safety: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    fingerprinted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class TensorRow(Base):
+    """One tensor of a fingerprinted blob, in file order."""
+
+    __tablename__ = "tensors"
+
+    blob_id: Mapped[int] = mapped_column(ForeignKey("blobs.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    dtype: Mapped[str] = mapped_column(String(16))
+    shape: Mapped[list[int]] = mapped_column(JSON)
+    nbytes: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(HASH, index=True)
+    sketch: Mapped[bytes | None] = mapped_column(LargeBinary)  # 256 float16 LE
+
+
+class ClaimRow(Base):
+    """A hash or identity a file states about itself or its parent."""
+
+    __tablename__ = "claims"
+    __table_args__ = (UniqueConstraint("blob_id", "key", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("blobs.id"))
+    key: Mapped[str] = mapped_column(String(256))
+    value: Mapped[str] = mapped_column(Text)
+    meaning: Mapped[str] = mapped_column(String(64))
+    verified: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class FileRow(Base):
+    """An occurrence: a path in a repo (at a version) holding a blob."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        # One live occurrence per path; closed rows (gone_at set) keep the history.
+        Index(
+            "uq_files_live_path",
+            "repo_id",
+            "path",
+            unique=True,
+            sqlite_where=text("gone_at IS NULL"),
+            postgresql_where=text("gone_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id"), index=True)
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))  # live | gone | taken_down
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    gone_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LineageRow(Base):
+    """A parent edge: declared by a host or file, or found from hashes/weights."""
+
+    __tablename__ = "lineage"
+    __table_args__ = (
+        UniqueConstraint("child_repo_id", "parent_ref", "relation", "source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    child_repo_id: Mapped[int | None] = mapped_column(ForeignKey("repos.id"))
+    child_sha256: Mapped[str | None] = mapped_column(
+        ForeignKey("blobs.sha256"), index=True
+    )
+    parent_repo_id: Mapped[int | None] = mapped_column(
+        ForeignKey("repos.id"), index=True
+    )
+    parent_sha256: Mapped[str | None] = mapped_column(HASH, index=True)
+    parent_ref: Mapped[str] = mapped_column(String(512), index=True)  # as declared
+    relation: Mapped[str] = mapped_column(String(32))  # finetune|adapter|quantized|...
+    source: Mapped[str] = mapped_column(String(32))  # declared-card|identical-hash|...
+    confidence: Mapped[float | None] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CrawlRunRow(Base):
+    """One crawl of one host."""
+
+    __tablename__ = "crawl_runs"
+    __table_args__ = (Index("ix_crawl_runs_host_started_at", "host", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(ForeignKey("hosts.name"))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(32))  # running | ok | failed | ...
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    machine: Mapped[str | None] = mapped_column(String(256))
+
+
+class CrawlLockRow(Base):
+    """The per-host lock: one row while a crawl of that host runs."""
+
+    __tablename__ = "crawl_locks"
+
+    host: Mapped[str] = mapped_column(ForeignKey("hosts.name"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id"))
+    pid: Mapped[int] = mapped_column(Integer)
+    machine: Mapped[str] = mapped_column(String(256))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CrawlStateRow(Base):
+    """Where a host's listing stopped: the cursor saved with its page."""
+
+    __tablename__ = "crawl_state"
+
+    host: Mapped[str] = mapped_column(ForeignKey("hosts.name"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CrawlErrorRow(Base):
+    """One item a crawl could not process; the crawl went on."""
+
+    __tablename__ = "crawl_errors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id"), index=True)
+    host: Mapped[str] = mapped_column(String(64))
+    item: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class EventRow(Base):
+    """A change seen by a crawl: appeared, changed, gone, taken_down."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    host: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    repo_id: Mapped[int | None] = mapped_column(ForeignKey("repos.id"), index=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id"))
+    sha256: Mapped[str | None] = mapped_column(HASH, index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+TABLES = tuple(Base.metadata.sorted_tables)
