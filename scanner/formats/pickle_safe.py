@@ -38,7 +38,7 @@ from modelscan.scanner.layout import Layout, RangeReader
 MAX_PICKLE_BYTES = 256 * 1024 * 1024  # state-dict pickles are KBs: tensors live outside
 MAX_OPCODES = 5_000_000  # ~30 per tensor: a 100k-tensor checkpoint needs ~3M
 MAX_MARK_DEPTH = 1000  # real checkpoints nest a dozen levels
-MAX_TOP_LEVEL_KEYS = 1000  # kept in metadata
+MAX_TOP_LEVEL_KEYS = 64  # kept in metadata (a bare state dict has thousands)
 _CHUNK = 1024 * 1024
 _HIGHEST_PROTOCOL = 5
 
@@ -778,6 +778,7 @@ def read_layout(reader: RangeReader) -> Layout:
     keys = top_level_keys(main)
     if keys is not None:
         metadata["top_level_keys"] = keys
+        metadata["top_level_key_count"] = len(as_dict(main) or [])
     if results[-1].end < reader.size:
         metadata["trailing_bytes"] = reader.size - results[-1].end
     globals_ = [g for r in results for g in r.globals]

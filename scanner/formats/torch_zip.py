@@ -1,0 +1,420 @@
+"""PyTorch zip checkpoints and TorchScript archives, read without unpickling.
+
+The zip's central directory is parsed here from the end of the file (EOCD,
+zip64 locator and record), every count and size bounded by the file size. The
+``<prefix>/data.pkl`` member (any prefix folder) is simulated by
+:mod:`pickle_safe`; its tensors (see :mod:`torch_legacy` for the rebuild calls
+understood and the naming rule) name storages ``<prefix>/data/<key>``, members
+stored uncompressed whose bytes are located through their local file headers.
+Nothing is inflated except pickle members, streaming and under a size cap.
+The safety verdict covers every pickle member, not only data.pkl.
+
+Example:
+    >>> layout = read_layout(reader)  # doctest: +SKIP
+    >>> layout.format, layout.tensors[0].name, layout.pickle_safety.verdict
+    ('torch-zip', 'encoder.weight', 'safe')
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, replace
+
+from modelscan.errors import (
+    FormatError,
+    HeaderTooLarge,
+    InvalidHeader,
+    TruncatedFile,
+    UnknownFormat,
+)
+from modelscan.records import PickleSafety
+from modelscan.scanner.formats import pickle_safe
+from modelscan.scanner.formats.torch_legacy import (
+    TensorRef,
+    named_tensors,
+    tensor_span,
+    top_level_metadata,
+)
+from modelscan.scanner.layout import MAX_TENSORS, Layout, RangeReader, TensorSpan
+
+MAX_ZIP_ENTRIES = 2 * MAX_TENSORS  # storages plus TorchScript code and debug pickles
+MAX_CENTRAL_DIRECTORY = 256 * 1024 * 1024
+_SNIFF_WHOLE = 64 * 1024  # members up to this size may be parsed to sniff a pickle
+_CHUNK = 1024 * 1024
+_TAIL = 22 + 0xFFFF  # EOCD plus the longest comment
+
+_EOCD = struct.Struct("<4sHHHHIIH")
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+
+
+# --- the zip container ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ZipMember:
+    """One central-directory entry."""
+
+    name: str
+    raw_name: bytes
+    method: int  # 0 stored, 8 deflated
+    flags: int
+    csize: int
+    usize: int
+    header_offset: int
+
+
+def _eocd(reader: RangeReader) -> tuple[int, int, int, int]:
+    """Return (EOCD offset, entry count, central directory size, its offset)."""
+    size = reader.size
+    if size < _EOCD.size:
+        raise TruncatedFile(reader.name, f"{size} bytes is too short for a zip")
+    tail_start = max(0, size - _TAIL)
+    tail = reader.read_at(tail_start, size - tail_start)
+    i = tail.rfind(b"PK\x05\x06", 0, len(tail) - _EOCD.size + 4)
+    if i < 0:
+        raise InvalidHeader(reader.name, "no zip end-of-central-directory record")
+    _, disk, cd_disk, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, i)
+    eocd = tail_start + i
+    if disk != 0 or cd_disk != 0:
+        raise InvalidHeader(reader.name, "multi-part zip archives are not supported")
+    if 0xFFFF in (count,) or 0xFFFFFFFF in (cd_size, cd_offset):
+        zip64 = _zip64(reader, eocd)
+        if zip64 is not None:
+            return zip64
+    return eocd, count, cd_size, cd_offset
+
+
+def _zip64(reader: RangeReader, eocd: int) -> tuple[int, int, int, int] | None:
+    """Read the zip64 EOCD record through its locator, if there is one."""
+    if eocd < _ZIP64_LOCATOR.size:
+        return None
+    sig, _, rec, _ = _ZIP64_LOCATOR.unpack(reader.read_at(eocd - 20, 20))
+    if sig != b"PK\x06\x07":
+        return None
+    if rec > eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size:
+        raise InvalidHeader(
+            reader.name, f"zip64 record offset {rec} is past its locator"
+        )
+    fields = _ZIP64_EOCD.unpack(reader.read_at(rec, _ZIP64_EOCD.size))
+    if fields[0] != b"PK\x06\x06":
+        raise InvalidHeader(reader.name, "zip64 locator points at no zip64 record")
+    return rec, fields[7], fields[8], fields[9]
+
+
+def _zip64_extra(extra: bytes, sizes: list[int], where: str) -> list[int]:
+    """Replace saturated (0xFFFFFFFF) usize, csize, offset with zip64 extra values."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, n = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4 : pos + 4 + n]
+        pos += 4 + n
+        if tag != 1:
+            continue
+        out, at = list(sizes), 0
+        for i, v in enumerate(sizes):
+            if v == 0xFFFFFFFF:
+                if at + 8 > len(body):
+                    raise InvalidHeader(where, "zip64 extra field too short")
+                (out[i],) = struct.unpack_from("<Q", body, at)
+                at += 8
+        return out
+    return sizes
+
+
+def read_members(reader: RangeReader) -> list[ZipMember]:
+    """Parse the central directory, bounding every count and size by the file.
+
+    Raises:
+        InvalidHeader: no EOCD, bad signatures, duplicate names, sizes past the end.
+        HeaderTooLarge: more entries or directory bytes than the caps allow.
+    """
+    where = reader.name
+    eocd, count, cd_size, cd_offset = _eocd(reader)
+    if count > MAX_ZIP_ENTRIES or cd_size > MAX_CENTRAL_DIRECTORY:
+        raise HeaderTooLarge(where, f"zip claims {count} entries in {cd_size} bytes")
+    if cd_offset + cd_size > eocd:
+        reason = f"central directory at {cd_offset} (+{cd_size}) runs past {eocd}"
+        raise InvalidHeader(where, reason)
+    if count * _CENTRAL.size > cd_size:
+        raise InvalidHeader(
+            where, f"central directory of {cd_size} bytes cannot hold {count} entries"
+        )
+    cd = reader.read_at(cd_offset, cd_size)
+    members: list[ZipMember] = []
+    names: set[str] = set()
+    pos = 0
+    for _ in range(count):
+        if pos + _CENTRAL.size > len(cd):
+            raise InvalidHeader(where, "central directory ends inside an entry")
+        f = _CENTRAL.unpack_from(cd, pos)
+        if f[0] != b"PK\x01\x02":
+            raise InvalidHeader(
+                where, f"bad central directory entry at offset {cd_offset + pos}"
+            )
+        nlen, elen, clen = f[10], f[11], f[12]
+        raw = cd[pos + 46 : pos + 46 + nlen]
+        extra = cd[pos + 46 + nlen : pos + 46 + nlen + elen]
+        pos += 46 + nlen + elen + clen
+        if pos > len(cd):
+            raise InvalidHeader(
+                where, "central directory entry runs past the directory"
+            )
+        usize, csize, offset = _zip64_extra(extra, [f[9], f[8], f[16]], where)
+        name = raw.decode("utf-8" if f[3] & 0x800 else "cp437", "replace")
+        if name in names:
+            raise InvalidHeader(where, f"zip member {name!r} appears twice")
+        if offset + csize > eocd:
+            raise InvalidHeader(where, f"zip member {name!r} runs past the archive")
+        names.add(name)
+        members.append(ZipMember(name, raw, f[4], f[3], csize, usize, offset))
+    return members
+
+
+def data_offset(reader: RangeReader, m: ZipMember) -> int:
+    """Absolute offset of a member's bytes, from its local file header."""
+    if m.header_offset + _LOCAL.size > reader.size:
+        raise TruncatedFile(reader.name, f"local header of {m.name!r} is past the end")
+    f = _LOCAL.unpack(reader.read_at(m.header_offset, _LOCAL.size))
+    if f[0] != b"PK\x03\x04":
+        raise InvalidHeader(
+            reader.name, f"no local header for {m.name!r} at {m.header_offset}"
+        )
+    start = m.header_offset + _LOCAL.size
+    if start + f[9] > reader.size or reader.read_at(start, f[9]) != m.raw_name:
+        raise InvalidHeader(reader.name, f"local header name differs for {m.name!r}")
+    offset = start + f[9] + f[10]
+    if offset + m.csize > reader.size:
+        raise TruncatedFile(reader.name, f"member {m.name!r} ends past the file")
+    return offset
+
+
+def _inflate(reader: RangeReader, m: ZipMember, limit: int, *, strict: bool) -> bytes:
+    """Inflate at most ``limit`` bytes of a deflated member, streaming.
+
+    With ``strict`` a member that inflates past ``limit`` raises HeaderTooLarge
+    (a zip bomb is refused after ``limit`` bytes, never inflated in full);
+    otherwise its first ``limit`` bytes are returned.
+    """
+    pos = data_offset(reader, m)
+    end = pos + m.csize
+    d = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    try:
+        while not d.eof:
+            chunk = d.unconsumed_tail
+            if not chunk:
+                if pos >= end:
+                    raise TruncatedFile(
+                        reader.name, f"deflate data of {m.name!r} ends early"
+                    )
+                chunk = reader.read_at(pos, min(_CHUNK, end - pos))
+                pos += len(chunk)
+            out += d.decompress(chunk, limit + 1 - len(out))
+            if len(out) > limit or (not strict and len(out) >= limit):
+                if strict:
+                    raise HeaderTooLarge(
+                        reader.name, f"{m.name!r} inflates past the {limit}-byte cap"
+                    )
+                return bytes(out[:limit])
+    except zlib.error as exc:
+        raise InvalidHeader(
+            reader.name, f"bad deflate data in {m.name!r}: {exc}"
+        ) from exc
+    return bytes(out)
+
+
+def read_member(
+    reader: RangeReader, m: ZipMember, limit: int, *, strict: bool = True
+) -> bytes:
+    """Return a member's bytes (its first ``limit`` bytes unless ``strict``)."""
+    if m.flags & 1:
+        raise InvalidHeader(reader.name, f"member {m.name!r} is encrypted")
+    if m.method == 8:
+        return _inflate(reader, m, limit, strict=strict)
+    if m.method != 0:
+        raise InvalidHeader(
+            reader.name, f"member {m.name!r} uses compression method {m.method}"
+        )
+    if strict and m.csize > limit:
+        raise HeaderTooLarge(reader.name, f"{m.name!r} is over the {limit}-byte cap")
+    return reader.read_at(data_offset(reader, m), min(m.csize, limit))
+
+
+# --- the checkpoint -------------------------------------------------------------------
+
+
+def _find_data_pkl(members: list[ZipMember], where: str) -> ZipMember:
+    found = [
+        m
+        for m in members
+        if m.name.endswith("data.pkl")
+        and m.name.rsplit("/", 1)[-1] == "data.pkl"
+        and m.name.count("/") <= 1
+    ]
+    if not found:
+        raise UnknownFormat(
+            where, "a zip archive but not a PyTorch checkpoint (no data.pkl)"
+        )
+    if len(found) > 1:
+        raise InvalidHeader(
+            where, f"several data.pkl members: {[m.name for m in found]}"
+        )
+    return found[0]
+
+
+def _small_text(reader: RangeReader, m: ZipMember | None) -> str | None:
+    if m is None:
+        return None
+    return read_member(reader, m, 64, strict=False).decode("ascii", "replace").strip()
+
+
+def _is_pickle_member(reader: RangeReader, m: ZipMember) -> bool:
+    """Named like a pickle, or starts like one (PROTO 2-5, or a whole small pickle)."""
+    if m.name.endswith(("pkl", ".pickle")):
+        return True
+    if m.usize < 2 or m.name.endswith("/"):
+        return False
+    head = read_member(reader, m, 2, strict=False)
+    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
+        return True
+    return (
+        m.usize <= 64 * 1024
+        and head[:1] in (b"(", b"]", b"}", b"c")
+        and pickle_safe.looks_like_pickle(read_member(reader, m, 64 * 1024))
+    )
+
+
+def _archive_safety(
+    reader: RangeReader,
+    members: list[ZipMember],
+    skip: set[str],
+    first: tuple[str, ...],
+    *,
+    limit: int,
+    torchscript: bool,
+) -> PickleSafety:
+    """Union of the globals of every pickle member; unreadable ones make it unsafe."""
+    globals_ = set(first)
+    notes = ["TorchScript archive: loading runs its code/"] if torchscript else []
+    unreadable = False
+    budget = limit
+    for m in members:
+        if m.name in skip or not _is_pickle_member(reader, m):
+            continue
+        try:
+            data = read_member(reader, m, budget)
+        except FormatError as exc:
+            notes.append(f"{m.name}: {exc.reason}")
+            unreadable = True
+            continue
+        budget -= len(data)
+        result, seen, reason = pickle_safe.walk_partial(
+            data, path=f"{reader.name}:{m.name}"
+        )
+        globals_ |= seen
+        if result is None:
+            notes.append(f"{m.name}: not a readable pickle: {reason}")
+            unreadable = True
+    verdict = pickle_safe.safety(globals_, notes=notes)
+    return replace(verdict, verdict="unsafe") if unreadable else verdict
+
+
+def _storage_spans(
+    reader: RangeReader,
+    by_name: dict[str, ZipMember],
+    prefix: str,
+    named: list[tuple[str, TensorRef]],
+) -> list[TensorSpan]:
+    """Locate each tensor in its ``<prefix>/data/<key>`` member."""
+    where = reader.name
+    spans = []
+    offsets: dict[str, int] = {}
+    for name, t in named:
+        member = f"{prefix}data/{t.storage.key}"
+        m = by_name.get(member)
+        if m is None:
+            raise InvalidHeader(where, f"tensor {name!r}: storage {member} is missing")
+        if m.method != 0 or m.csize != m.usize:
+            reason = f"tensor {name!r}: storage {member} is compressed (torch never is)"
+            raise InvalidHeader(where, reason)
+        if member not in offsets:
+            offsets[member] = data_offset(reader, m)
+        spans.append(
+            tensor_span(
+                name,
+                t,
+                data_offset=offsets[member],
+                storage_nbytes=m.usize,
+                where=where,
+            )
+        )
+    return spans
+
+
+def _byteorder(reader: RangeReader, m: ZipMember | None) -> str:
+    """The archive's byteorder member (absent before torch 1.12: little-endian)."""
+    byteorder = _small_text(reader, m) or "little"
+    if byteorder != "little":
+        reason = f"byteorder {byteorder!r}: only little-endian checkpoints are read"
+        raise InvalidHeader(reader.name, reason)
+    return byteorder
+
+
+def read_layout(
+    reader: RangeReader, *, max_pickle_bytes: int = pickle_safe.MAX_PICKLE_BYTES
+) -> Layout:
+    """Read a torch zip checkpoint or TorchScript archive without unpickling it.
+
+    Args:
+        reader: the file.
+        max_pickle_bytes: cap on the bytes of data.pkl and of all other pickle
+            members together (inflated size for compressed ones).
+
+    Returns:
+        A ``Layout`` with format ``torch-zip`` or ``torchscript``, one span per
+        tensor, metadata and the safety verdict over every pickle member.
+
+    Raises:
+        UnknownFormat: a zip without data.pkl.
+        InvalidHeader: a broken zip or pickle, a missing, compressed or too short
+            storage, a big-endian archive.
+        TruncatedFile, HeaderTooLarge: as their names say.
+    """
+    members = read_members(reader)
+    by_name = {m.name: m for m in members}
+    data_pkl = _find_data_pkl(members, reader.name)
+    prefix = data_pkl.name[: -len("data.pkl")]
+    code = prefix + "code/"
+    torchscript = prefix + "constants.pkl" in by_name or any(
+        n.startswith(code) for n in by_name
+    )
+    byteorder = _byteorder(reader, by_name.get(prefix + "byteorder"))
+    data = read_member(reader, data_pkl, max_pickle_bytes)
+    where = f"{reader.name}:{data_pkl.name}"
+    result = pickle_safe.walk_pickle(data, path=where)
+    named, everything, metadata = named_tensors(result.root, where=where)
+    spans = _storage_spans(reader, by_name, prefix, named)
+    skip = {data_pkl.name} | {f"{prefix}data/{k}" for k in everything.storages}
+    safety = _archive_safety(
+        reader,
+        members,
+        skip,
+        result.globals,
+        limit=max_pickle_bytes - len(data),
+        torchscript=torchscript,
+    )
+    metadata.update(top_level_metadata(result.root))
+    metadata["torch.byteorder"] = byteorder
+    version = _small_text(reader, by_name.get(prefix + "version"))
+    if version:
+        metadata["torch.archive_version"] = version
+    return Layout(
+        format="torchscript" if torchscript else "torch-zip",
+        tensors=tuple(spans),
+        metadata=metadata,
+        pickle_safety=safety,
+    )
