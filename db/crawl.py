@@ -21,23 +21,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from modelscan.db.tables import (
-    CrawlErrorRow,
-    CrawlLockRow,
-    CrawlRunRow,
-    CrawlStateRow,
-    HostRow,
-)
+from modelscan.db.tables import ERRORS, HOSTS, LOCKS, RUNS, STATE
 from modelscan.db.upsert import upsert
 from modelscan.errors import StoreError
 
 LOCK_STALE_AFTER = timedelta(hours=1)
-
-HOSTS = HostRow.__table__
-RUNS = CrawlRunRow.__table__
-LOCKS = CrawlLockRow.__table__
-STATE = CrawlStateRow.__table__
-ERRORS = CrawlErrorRow.__table__
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,15 +19,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from modelscan.db.tables import BlobRow, EventRow, FileRow
+from modelscan.db.tables import BLOBS, EVENTS, FILES
 from modelscan.db.upsert import upsert
 from modelscan.records import RemoteFile
 
-FILES = FileRow.__table__
-BLOBS = BlobRow.__table__
-EVENTS = EventRow.__table__
 CHUNK = 500  # ids per IN (...) list: well under SQLite's variable limit
-PUBLISHED_HASHES = {"autov1": 8, "autov3": (12, 64), "blake3": 64, "crc32": 8}
+PUBLISHED_HASHES: dict[str, int | tuple[int, ...]] = {
+    "autov1": 8,
+    "autov3": (12, 64),
+    "blake3": 64,
+    "crc32": 8,
+}
 _HEX = re.compile(r"[0-9a-f]+")
 T = TypeVar("T")
 
@@ -244,8 +246,8 @@ def write_diff(conn: Connection, diff: Diff) -> None:
         conn.execute(stmt, diff.touches)
     if diff.inserts:
         rows = [row for row, _, _ in diff.inserts]
-        stmt = insert(FILES).returning(FILES.c.id, sort_by_parameter_order=True)
-        ids = [r.id for r in conn.execute(stmt, rows)]
+        returning = insert(FILES).returning(FILES.c.id, sort_by_parameter_order=True)
+        ids = [r.id for r in conn.execute(returning, rows)]
         for fid, (row, kind, detail) in zip(ids, diff.inserts, strict=True):
             if kind:
                 diff.event(

@@ -26,15 +26,11 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from modelscan.db import crawl
-from modelscan.db.fileops import EVENTS, FILES, clean_text
-from modelscan.db.tables import BlobRow, ClaimRow, RepoRow, TensorRow
+from modelscan.db.fileops import clean_text
+from modelscan.db.tables import BLOBS, CLAIMS, EVENTS, FILES, REPOS, TENSORS
 from modelscan.db.upsert import dialect_insert, upsert
 from modelscan.records import Fingerprint
 
-BLOBS = BlobRow.__table__
-TENSORS = TensorRow.__table__
-CLAIMS = ClaimRow.__table__
-REPOS = RepoRow.__table__
 _COMPUTED = (
     "size",
     "format",

@@ -19,11 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 
 from modelscan.db.fileops import chunks, clean_text
-from modelscan.db.tables import LineageRow, RepoRow
+from modelscan.db.tables import LINEAGE, REPOS
 from modelscan.records import Listing
 
-LINEAGE = LineageRow.__table__
-REPOS = RepoRow.__table__
 REF_PREFIXES = {
     "hf": "huggingface",
     "huggingface": "huggingface",
@@ -107,12 +105,12 @@ def save_declared_lineage(
         conn.execute(insert(LINEAGE), new)
     seen = [{"lid": existing[key], "at": at} for key in rows if key in existing]
     if seen:
-        stmt = (
+        refresh = (
             update(LINEAGE)
             .where(LINEAGE.c.id == bindparam("lid"))
             .values(last_seen=bindparam("at"))
         )
-        conn.execute(stmt, seen)
+        conn.execute(refresh, seen)
     _resolve_pending(conn, host, new_repo_ids)
 
 
@@ -135,7 +133,7 @@ def _resolve_pending(conn: Connection, host: str, repo_ids: Sequence[int]) -> No
         pending.update(r.parent_ref for r in conn.execute(stmt))
     todo = [t for t in targets if t["ref"] in pending]
     if todo:
-        stmt = (
+        resolve = (
             update(LINEAGE)
             .where(
                 LINEAGE.c.parent_repo_id.is_(None),
@@ -143,4 +141,4 @@ def _resolve_pending(conn: Connection, host: str, repo_ids: Sequence[int]) -> No
             )
             .values(parent_repo_id=bindparam("rid"))
         )
-        conn.execute(stmt, todo)
+        conn.execute(resolve, todo)

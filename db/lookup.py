@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, select
 
-from modelscan.db.tables import BlobRow, FileRow, RepoRow, VersionRow
+from modelscan.db.tables import BLOBS, FILES, REPOS, VERSIONS
 from modelscan.errors import StoreError
 from modelscan.records import crc32_from_civitai
 
@@ -35,11 +35,6 @@ MAX_BLOBS_PER_HASH = 1000  # a prefix this ambiguous is not a lookup any more
 EMPTY_AUTOV1 = "e3b0c442"  # A1111's autov1 of every file under 1 MiB: matches nothing
 _HEX = re.compile(r"[0-9a-f]+")
 _KINDS = ("sha256", "autov1", "autov2", "autov3", "blake3", "crc32")
-
-BLOBS = BlobRow.__table__
-FILES = FileRow.__table__
-REPOS = RepoRow.__table__
-VERSIONS = VersionRow.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +190,7 @@ def expand(
         ("content_id", BLOBS.c.content_id, cids),
         ("weights_id", BLOBS.c.weights_id, wids),
     ):
-        ids.discard(None)  # type: ignore[arg-type]
+        ids.discard(None)
         if ids:
             rows = conn.execute(select(BLOBS.c.sha256).where(col.in_(sorted(ids))))
             for (sha,) in rows:

@@ -28,7 +28,6 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from modelscan.db import crawl
 from modelscan.db.fileops import (
-    FILES,
     Diff,
     chunks,
     close_repo_files,
@@ -40,12 +39,10 @@ from modelscan.db.fileops import (
     write_diff,
 )
 from modelscan.db.lineage import save_declared_lineage
-from modelscan.db.tables import RepoRow, VersionRow
+from modelscan.db.tables import FILES, REPOS, VERSIONS
 from modelscan.db.upsert import upsert
 from modelscan.records import Listing, RemoteFile
 
-REPOS = RepoRow.__table__
-VERSIONS = VersionRow.__table__
 NOT_LIVE = frozenset(
     {"gone", "taken_down", "archived", "private", "disabled", "renamed"}
 )
@@ -223,7 +220,7 @@ def _upsert_repos(
 def _upsert_versions(
     conn: Connection, repos: list[_Repo], ids: dict[str, int], seen_at: datetime
 ) -> dict[tuple[int, str], int]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for repo in repos:
         rid = ids[repo.listing.host_id]
         rows += [

@@ -8,8 +8,7 @@ session whose default is read-only, as a single prepared statement (so a
 connection.
 
 Example:
-    >>> run_sql("sqlite:///i.sqlite", "SELECT count(*) FROM files").rows
-    ... # doctest: +SKIP
+    >>> run_sql(URL, "SELECT count(*) FROM files").rows  # doctest: +SKIP
     [(2000000,)]
 """
 

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -32,6 +32,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -75,8 +76,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -321,4 +322,22 @@ class EventRow(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+def _table(row: type[Base]) -> Table:
+    return cast(Table, row.__table__)
+
+
+# Core handles on the tables, for the executemany statements the store runs.
+HOSTS = _table(HostRow)
+REPOS = _table(RepoRow)
+VERSIONS = _table(VersionRow)
+BLOBS = _table(BlobRow)
+TENSORS = _table(TensorRow)
+CLAIMS = _table(ClaimRow)
+FILES = _table(FileRow)
+LINEAGE = _table(LineageRow)
+RUNS = _table(CrawlRunRow)
+LOCKS = _table(CrawlLockRow)
+STATE = _table(CrawlStateRow)
+ERRORS = _table(CrawlErrorRow)
+EVENTS = _table(EventRow)
 TABLES = tuple(Base.metadata.sorted_tables)

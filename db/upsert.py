@@ -5,7 +5,7 @@ per dialect, so the helper picks it by the connection's dialect. Rows are sent
 with ``executemany`` (all dicts must have the same keys).
 
 Example:
-    >>> upsert(conn, BlobRow.__table__, rows, key=["sha256"],
+    >>> upsert(conn, BLOBS, rows, key=["sha256"],
     ...        prefer_old=["autov1"])  # doctest: +SKIP
 """
 
