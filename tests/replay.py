@@ -1,0 +1,432 @@
+"""A real HTTP server on 127.0.0.1 replaying recorded host answers to the real clients.
+
+Layout (swh ``requests_mock_datadir`` convention): a GET of ``/<host>/<path>?<query>``
+is answered from ``tests/data/hosts/<host>/<path>,<query>.json`` (query sorted;
+tried in full, then with only its ``cursor``/``page`` keys, then without),
+``.txt`` for other bodies, with an optional ``.meta.json`` sidecar giving
+``status`` and ``headers``. ``server.visit = N`` serves the ``_visitN`` variants
+where they exist (the newest variant <= N), for recrawls. Recorded absolute URLs
+of the hosts are rewritten to the server's URL.
+
+Where no recording exists the server builds answers in the documented shape
+from the recorded records: the Hugging Face models list (sorted by
+lastModified, ``limit``, ``cursor``, ``expand``, filters, ``Link`` header), file
+trees of Hugging Face repos (from their ``siblings``; values the record lacks are
+derived from the path), and Replicate version lists (from the listed model).
+
+Faults are injected with :meth:`ReplayServer.fail`, every request is logged in
+``server.requests``, and ``server.delay`` slows each answer.
+
+Example:
+    >>> with ReplayServer(DATA) as server:  # doctest: +SKIP
+    ...     HfApi(endpoint=server.base("huggingface")).model_info("gpt2")
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+DATA = Path(__file__).resolve().parent / "data" / "hosts"
+RECORDED_BASES = {  # recorded absolute URL -> host prefix on this server
+    "https://huggingface.co": "huggingface",
+    "https://api.civitai.com": "civitai",
+    "https://civitai.com": "civitai",
+    "https://api.replicate.com": "replicate",
+}
+CURSOR_KEYS = ("cursor", "page")
+LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".h5", ".msgpack", ".onnx", ".pt",
+                ".pth", ".ckpt", ".ot", ".tflite", ".model", ".pkl")  # fmt: skip
+_VISIT = re.compile(r"_visit\d+$")
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Request:
+    """One request the server received."""
+
+    host: str
+    path: str  # without the host prefix, leading "/"
+    query: str
+    headers: dict[str, str]
+
+    @property
+    def params(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query, keep_blank_values=True)
+
+
+@dataclass
+class Fault:
+    """An injected failure for requests whose ``/host/path?query`` matches."""
+
+    pattern: re.Pattern[str]
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int | None = 1  # None: forever
+    truncate: bool = False  # serve the real answer cut in half instead
+
+
+class ReplayServer:
+    """Stdlib ThreadingHTTPServer on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(self, root: Path = DATA, *, delay: float = 0.0) -> None:
+        self.root = root
+        self.delay = delay
+        self.visit = 0
+        self.rewrite = True
+        self.require_auth: set[str] = {"replicate"}
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> ReplayServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def base(self, host: str) -> str:
+        """The base URL a host class is configured with to reach this server."""
+        return f"{self.url}/{host}"
+
+    def reset(self) -> None:
+        """Forget requests and faults (the visit stays)."""
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+
+    def fail(
+        self,
+        pattern: str,
+        status: int = 500,
+        *,
+        times: int | None = 1,
+        headers: dict[str, str] | None = None,
+        truncate: bool = False,
+    ) -> None:
+        """Answer matching requests with ``status`` (or truncated) ``times`` times."""
+        self.faults.append(
+            Fault(re.compile(pattern), status, headers or {}, times, truncate)
+        )
+
+    def count(self, pattern: str) -> int:
+        """How many requests matched ``pattern`` (searched in ``/host/path?query``)."""
+        rx = re.compile(pattern)
+        return sum(
+            1 for r in self.requests if rx.search(f"/{r.host}{r.path}?{r.query}")
+        )
+
+    # --- answering ----------------------------------------------------------------
+
+    def answer(
+        self, host: str, path: str, query: str, headers: dict[str, str]
+    ) -> Answer:
+        with self._lock:
+            self.requests.append(Request(host, path, query, headers))
+            fault = self._take_fault(f"/{host}{path}?{query}")
+        if self.delay:
+            time.sleep(self.delay)
+        if fault is not None and not fault.truncate:
+            body = json.dumps({"error": f"injected HTTP {fault.status}"}).encode()
+            return (
+                fault.status,
+                {"Content-Type": "application/json", **fault.headers},
+                body,
+            )
+        if host in self.require_auth and "authorization" not in headers:
+            return self._file_answer(
+                self.root / host / "unauthenticated.401.json", 401, {}
+            )
+        status, out_headers, body = self._route(host, path, query)
+        if fault is not None:
+            body = body[: max(1, len(body) // 2)]
+        return status, out_headers, body
+
+    def _take_fault(self, target: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.pattern.search(target) and (
+                fault.times is None or fault.times > 0
+            ):
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
+
+    def _route(self, host: str, path: str, query: str) -> Answer:
+        if host == "huggingface" and path == "/api/models":
+            return self._hf_list(query)
+        found = self.lookup(host, path, query)
+        if found is not None:
+            return found
+        if (
+            host == "huggingface"
+            and "/tree/" in path
+            and path.startswith("/api/models/")
+        ):
+            return self._hf_tree(path, query)
+        if host == "replicate" and path.endswith("/versions"):
+            return self._replicate_versions(path)
+        return self._not_found(host, path)
+
+    def lookup(self, host: str, path: str, query: str) -> Answer | None:
+        """Answer from recorded files, or None when nothing is recorded."""
+        base = self.root / host / path.strip("/")
+        params = sorted(parse_qsl(query, keep_blank_values=True))
+        cursors = [(k, v) for k, v in params if k in CURSOR_KEYS]
+        names = []
+        for chosen in (params, cursors, []):
+            text = "&".join(f"{k}={v}".replace("/", "%2F") for k, v in chosen)
+            names.append(f"{base.name},{text}" if text else base.name)
+        for name in dict.fromkeys(names):
+            found = self._variant(base.parent, name)
+            if found is not None:
+                return found
+        return None
+
+    def _variant(self, folder: Path, name: str) -> Answer | None:
+        for visit in range(self.visit, -1, -1):
+            stem = f"{name}_visit{visit}" if visit else name
+            meta_path = folder / f"{stem}.meta.json"
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
+            for suffix in (".json", ".txt"):
+                if (folder / f"{stem}{suffix}").exists():
+                    status = meta["status"] if meta else 200
+                    headers = dict(meta.get("headers", {})) if meta else {}
+                    return self._file_answer(
+                        folder / f"{stem}{suffix}", status, headers
+                    )
+            if meta is not None:
+                return meta["status"], dict(meta.get("headers", {})), b""
+        return None
+
+    def _file_answer(self, path: Path, status: int, headers: dict[str, str]) -> Answer:
+        body = path.read_bytes()
+        host = path.relative_to(self.root).parts[0]
+        if self.rewrite:
+            for recorded, prefix in RECORDED_BASES.items():
+                body = body.replace(recorded.encode(), self.base(prefix).encode())
+        location = headers.get("Location")
+        if location and location.startswith("/"):
+            headers["Location"] = f"/{host}{location}"
+        kind = (
+            "application/json"
+            if path.suffix == ".json"
+            else "text/plain; charset=utf-8"
+        )
+        headers.setdefault("Content-Type", kind)
+        return status, headers, body
+
+    def _not_found(self, host: str, path: str) -> Answer:
+        headers = {"Content-Type": "application/json"}
+        if host == "huggingface" and path.startswith("/api/models/"):
+            headers["X-Error-Code"] = "RepoNotFound"
+            return 404, headers, b'{"error":"Repository not found"}'
+        if host == "civitai":
+            return 404, headers, b'{"error":"Model not found"}'
+        return 404, headers, b'{"detail":"Not found.","status":404}'
+
+    # --- Hugging Face answers built from the recorded model records ------------------
+
+    def hf_records(self) -> dict[str, dict[str, Any]]:
+        """The model records served at this visit, by repo id."""
+        folder = self.root / "huggingface" / "api" / "models"
+        stems = {
+            str(p.relative_to(folder)).removesuffix(".json").removesuffix(".meta")
+            for p in folder.rglob("*.json")
+            if "/tree/" not in str(p)
+        }
+        records = {}
+        for stem in sorted({_VISIT.sub("", s) for s in stems}):
+            found = self.lookup("huggingface", f"/api/models/{stem}", "")
+            if found is None or found[0] != 200:
+                continue
+            record = json.loads(found[2])
+            if isinstance(record, dict) and "id" in record:
+                records[record["id"]] = record
+        return records
+
+    def _hf_list(self, query: str) -> Answer:
+        params = parse_qsl(query, keep_blank_values=True)
+        get = dict(params)
+        records = list(self.hf_records().values())
+        if get.get("author"):
+            records = [r for r in records if r.get("author") == get["author"]]
+        if get.get("search"):
+            records = [r for r in records if get["search"].lower() in r["id"].lower()]
+        if get.get("filter"):
+            records = [r for r in records if get["filter"] in r.get("tags", [])]
+        records.sort(key=lambda r: (r.get("lastModified", ""), r["id"]), reverse=True)
+        expand = [v for k, v in params if k in ("expand", "expand[]")]
+        keys = {"_id", "id", *expand} if expand else {
+            "_id", "id", "likes", "downloads", "tags", "pipeline_tag", "library_name",
+            "createdAt", "modelId", "private"}  # fmt: skip
+        items = [{k: v for k, v in r.items() if k in keys} for r in records]
+        return self._hf_paged(
+            "/api/models", params, items, int(get.get("limit") or 1000)
+        )
+
+    def _hf_paged(
+        self, path: str, params: list[tuple[str, str]], items: list[Any], size: int
+    ) -> Answer:
+        """One page of ``items`` with a Link header to the next (HF's pagination)."""
+        cursor = dict(params).get("cursor")
+        start = int(base64.urlsafe_b64decode(cursor).decode()) if cursor else 0
+        page = items[start : start + size]
+        headers = {"Content-Type": "application/json"}
+        if start + size < len(items):
+            nxt = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+            rest = [(k, v) for k, v in params if k != "cursor"] + [("cursor", nxt)]
+            headers["Link"] = (
+                f'<{self.base("huggingface")}{path}?{urlencode(rest)}>; rel="next"'
+            )
+        return 200, headers, json.dumps(page).encode()
+
+    def hf_tree_entries(
+        self, record: dict[str, Any], *, expand: bool
+    ) -> list[dict[str, Any]]:
+        """A repo's tree in the documented shape, from its record's ``siblings``."""
+        entries: dict[str, dict[str, Any]] = {}
+        for sibling in record.get("siblings") or []:
+            path = sibling["rfilename"]
+            for depth in range(path.count("/")):
+                folder = path.rsplit("/", path.count("/") - depth)[0]
+                entries.setdefault(
+                    folder,
+                    {
+                        "type": "directory",
+                        "size": 0,
+                        "path": folder,
+                        "oid": _digest("tree", folder, 40),
+                    },
+                )
+            entries[path] = self._hf_file(record, sibling, expand=expand)
+        return sorted(entries.values(), key=lambda e: e["path"])
+
+    def _hf_file(
+        self, record: dict[str, Any], sibling: dict[str, Any], *, expand: bool
+    ) -> dict[str, Any]:
+        path = sibling["rfilename"]
+        entry: dict[str, Any] = {
+            "type": "file",
+            "oid": sibling.get("blobId") or _digest("blob", path, 40),
+        }
+        lfs = sibling.get("lfs")
+        derive = "blobId" not in sibling and path.endswith(LFS_SUFFIXES)
+        if lfs is None and derive:  # derived: the record holds no oid for it
+            oid = _digest("lfs", f"{record['id']}/{path}", 64)
+            lfs = {"sha256": oid, "size": int(oid[:6], 16) + 1024, "pointerSize": 134}
+        entry["size"] = sibling.get("size") or (lfs["size"] if lfs else 10 * len(path))
+        if lfs is not None:
+            entry["lfs"] = {
+                "oid": lfs["sha256"],
+                "size": lfs["size"],
+                "pointerSize": lfs["pointerSize"],
+            }
+        entry["path"] = path
+        if expand:
+            entry["lastCommit"] = {
+                "id": record["sha"],
+                "title": "Upload",
+                "date": record.get("lastModified"),
+            }
+            pickle = path.endswith((".bin", ".pkl", ".pt", ".pth", ".ckpt"))
+            entry["securityFileStatus"] = {
+                "status": "safe", "avScan": {"virusFound": False, "virusNames": None},
+                "pickleImportScan": {"highestSafetyLevel": "innocuous", "imports": []}
+                if pickle else None}  # fmt: skip
+        return entry
+
+    def _hf_tree(self, path: str, query: str) -> Answer:
+        repo_id, _, rest = path[len("/api/models/") :].partition("/tree/")
+        revision = rest.split("/")[0]
+        record = self.hf_records().get(repo_id)
+        if record is None:
+            return self._not_found("huggingface", path)
+        if revision not in (record.get("sha"), "main"):
+            body = json.dumps({"error": f"Invalid rev id: {revision}"}).encode()
+            return 404, {"Content-Type": "application/json",
+                         "X-Error-Code": "RevisionNotFound"}, body  # fmt: skip
+        params = parse_qsl(query, keep_blank_values=True)
+        expand = dict(params).get("expand", "").lower() == "true"
+        items = self.hf_tree_entries(record, expand=expand)
+        return self._hf_paged(path, params, items, 50 if expand else 1000)
+
+    # --- Replicate --------------------------------------------------------------------
+
+    def replicate_models(self) -> dict[str, dict[str, Any]]:
+        """The models listed at this visit, by ``owner/name``."""
+        folder = self.root / "replicate" / "v1"
+        out: dict[str, dict[str, Any]] = {}
+        stems = {
+            _VISIT.sub("", p.name.removesuffix(".json"))
+            for p in folder.glob("models*.json")
+            if not p.name.endswith(".meta.json")
+        }
+        for stem in sorted(stems):
+            found = self._variant(folder, stem)
+            if found is not None and found[0] == 200:
+                for item in json.loads(found[2]).get("results", []):
+                    out[f"{item['owner']}/{item['name']}"] = item
+        return out
+
+    def _replicate_versions(self, path: str) -> Answer:
+        model_id = path[len("/v1/models/") :].removesuffix("/versions")
+        model = self.replicate_models().get(model_id)
+        if model is None:
+            return self._not_found("replicate", path)
+        latest = model.get("latest_version")
+        body = {"next": None, "previous": None, "results": [latest] if latest else []}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def _digest(kind: str, text: str, length: int) -> str:
+    """A stable stand-in for a value no recording holds (marked derived)."""
+    return hashlib.sha256(f"modelscan-tests {kind} {text}".encode()).hexdigest()[
+        :length
+    ]
+
+
+def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            parts = urlsplit(self.path)
+            host, _, rest = parts.path.lstrip("/").partition("/")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, out_headers, body = server.answer(
+                host, "/" + rest, parts.query, headers
+            )
+            self.send_response(status)
+            for key, value in out_headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    return Handler
