@@ -31,9 +31,16 @@ def rf(path: str, n: int | None, **hashes: str) -> RemoteFile:
 
 def listing(host_id: str, files: tuple[RemoteFile, ...], **kw: Any) -> Listing:
     """A Civitai-like listing."""
-    base: dict[str, Any] = {"host": "civitai", "host_id": host_id, "name": host_id,
-                            "owner": "alice", "url": f"https://civitai.com/models/{host_id}",
-                            "revision": "v1", "updated_at": T0, "files": files}  # fmt: skip
+    base: dict[str, Any] = {
+        "host": "civitai",
+        "host_id": host_id,
+        "name": host_id,
+        "owner": "alice",
+        "url": f"https://civitai.com/models/{host_id}",
+        "revision": "v1",
+        "updated_at": T0,
+        "files": files,
+    }
     base.update(kw)
     return Listing(**base)
 
@@ -72,7 +79,13 @@ def test_first_page_creates_repos_files_blobs(store: Store, run: int) -> None:
     assert counts == PageCounts(new=2, changed=0, unchanged=0, files=3)
     (m,) = store.find("abcdef12")
     assert (m.kind, m.host, m.repo, m.version, m.path, m.owner) == (
-        "autov1", "civitai", "1", "v1", "a.safetensors", "alice")  # fmt: skip
+        "autov1",
+        "civitai",
+        "1",
+        "v1",
+        "a.safetensors",
+        "alice",
+    )
     assert [x.kind for x in store.find("85114A0D")] == ["crc32"]  # Civitai's spelling
     assert store.load_cursor("civitai") == "c2"
     assert store.known_revisions("civitai", ["1", "2", "3"]) == {"1": "v1", "2": "v1"}
@@ -92,8 +105,9 @@ def test_crash_inside_the_page_transaction_keeps_nothing(
     store: Store, run: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure between the upserts and the cursor save rolls the whole page back."""
-    store.save_page(run, "civitai", [listing("1", (rf("a", 1),))], next_cursor="c1",
-                    seen_at=T0)  # fmt: skip
+    store.save_page(
+        run, "civitai", [listing("1", (rf("a", 1),))], next_cursor="c1", seen_at=T0
+    )
     before = dump(store)
 
     def crash(*args: object) -> None:
@@ -116,15 +130,25 @@ def test_crash_inside_the_page_transaction_keeps_nothing(
 def test_changes_close_rows_and_write_events(store: Store, run: int) -> None:
     """Removed, changed and added files each get an event; old rows keep their dates."""
     t1 = T0 + timedelta(days=1)
-    store.save_page(run, "civitai", [listing("1", (rf("a", 1), rf("b", 2)))],
-                    next_cursor=None, seen_at=T0)  # fmt: skip
+    store.save_page(
+        run,
+        "civitai",
+        [listing("1", (rf("a", 1), rf("b", 2)))],
+        next_cursor=None,
+        seen_at=T0,
+    )
     page = [listing("1", (rf("a", 3), rf("c", 4)), revision="v2")]
     counts = store.save_page(run, "civitai", page, next_cursor=None, seen_at=t1)
     assert counts == PageCounts(new=0, changed=1, unchanged=0, files=2)
     assert events(store) == [
-        ("appeared", None), ("appeared", SHA[1]), ("appeared", SHA[2]),
-        ("changed", None), ("gone", SHA[2]), ("changed", SHA[3]), ("appeared", SHA[4]),
-    ]  # fmt: skip
+        ("appeared", None),
+        ("appeared", SHA[1]),
+        ("appeared", SHA[2]),
+        ("changed", None),
+        ("gone", SHA[2]),
+        ("changed", SHA[3]),
+        ("appeared", SHA[4]),
+    ]
     (old_a,) = store.find(SHA[1])
     assert (old_a.status, old_a.since, old_a.last_seen) == ("gone", t1, T0)
     (b,) = store.find(SHA[2])
@@ -133,9 +157,10 @@ def test_changes_close_rows_and_write_events(store: Store, run: int) -> None:
 
 
 def test_unchanged_head_without_files_only_refreshes(store: Store, run: int) -> None:
-    """A listing with the stored revision and no files (tree skipped) keeps the files."""
-    store.save_page(run, "civitai", [listing("1", (rf("a", 1),))], next_cursor=None,
-                    seen_at=T0)  # fmt: skip
+    """A listing at the stored revision with no files (tree skipped) keeps them."""
+    store.save_page(
+        run, "civitai", [listing("1", (rf("a", 1),))], next_cursor=None, seen_at=T0
+    )
     t1 = T0 + timedelta(days=2)
     counts = store.save_page(
         run, "civitai", [listing("1", ())], next_cursor=None, seen_at=t1
@@ -147,8 +172,9 @@ def test_unchanged_head_without_files_only_refreshes(store: Store, run: int) -> 
 
 def test_taken_down_repo_keeps_its_files_as_taken_down(store: Store, run: int) -> None:
     """mark_gone closes live files with the status and time, once."""
-    store.save_page(run, "civitai", [listing("1", (rf("a", 1),))], next_cursor=None,
-                    seen_at=T0)  # fmt: skip
+    store.save_page(
+        run, "civitai", [listing("1", (rf("a", 1),))], next_cursor=None, seen_at=T0
+    )
     t1 = T0 + timedelta(days=5)
     store.mark_gone("civitai", "1", at=t1, status="taken_down", run_id=run)
     store.mark_gone("civitai", "1", at=t1 + timedelta(days=1), status="taken_down")
@@ -171,16 +197,19 @@ def test_listing_already_taken_down_is_recorded_not_live(
 
 def test_gated_only_changes_the_repo_status(store: Store, run: int) -> None:
     """A gated repo's files stay live: they can still be downloaded."""
-    store.save_page(run, "civitai", [listing("1", (rf("a", 1),))], next_cursor=None,
-                    seen_at=T0)  # fmt: skip
+    store.save_page(
+        run, "civitai", [listing("1", (rf("a", 1),))], next_cursor=None, seen_at=T0
+    )
     store.mark_gone("civitai", "1", at=T0, status="gated")
     assert [m.status for m in store.find(SHA[1])] == ["live"]
 
 
 def test_versions_of_one_model_in_a_page_are_merged(store: Store, run: int) -> None:
     """Several listings of one host_id (Civitai versions) keep all their files live."""
-    page = [listing("1", (rf("v2.safetensors", 2),), revision="v2"),
-            listing("1", (rf("v1.safetensors", 1),), revision="v1")]  # fmt: skip
+    page = [
+        listing("1", (rf("v2.safetensors", 2),), revision="v2"),
+        listing("1", (rf("v1.safetensors", 1),), revision="v1"),
+    ]
     store.save_page(run, "civitai", page, next_cursor=None, seen_at=T0)
     store.save_page(run, "civitai", page, next_cursor=None, seen_at=T0 + timedelta(1))
     assert [(m.version, m.status) for m in store.find(SHA[1])] == [("v1", "live")]
@@ -200,13 +229,16 @@ def test_declared_parents_resolve_when_the_parent_arrives(
             LineageRef("SD 1.5", "finetune", "declared-card"),
         ),
     )
-    store.save_page(run, "civitai", [child], next_cursor=None, seen_at=T0)  # fmt: skip
+    store.save_page(run, "civitai", [child], next_cursor=None, seen_at=T0)
     store.save_page(run, "civitai", [child], next_cursor=None, seen_at=T0)
     store.save_page(run, "civitai", [listing("8", ())], next_cursor=None, seen_at=T0)
-    rows = store.execute(lambda c: c.execute(
-        select(LINEAGE.c.parent_ref, REPOS.c.host_id).outerjoin(
-            REPOS, REPOS.c.id == LINEAGE.c.parent_repo_id).order_by(LINEAGE.c.parent_ref)
-    ).all())  # fmt: skip
+    rows = store.execute(
+        lambda c: c.execute(
+            select(LINEAGE.c.parent_ref, REPOS.c.host_id)
+            .outerjoin(REPOS, REPOS.c.id == LINEAGE.c.parent_repo_id)
+            .order_by(LINEAGE.c.parent_ref)
+        ).all()
+    )
     assert [tuple(r) for r in rows] == [("SD 1.5", None), ("civitai:8", "8")]
 
 
@@ -219,7 +251,10 @@ def test_second_crawl_of_a_host_is_refused(store: Store, run: int) -> None:
     again = store.start_run("civitai", params={})
     assert again > other > run
     assert [(r.id, r.status, r.stats) for r in store.runs("civitai")][1] == (
-        run, "ok", {"pages": 1})  # fmt: skip
+        run,
+        "ok",
+        {"pages": 1},
+    )
 
 
 def test_stale_lock_is_taken_over(store: Store, run: int) -> None:
@@ -246,7 +281,7 @@ def test_lock_of_a_dead_process_is_taken_over(store: Store, run: int) -> None:
         ),
         write=True,
     )
-    assert store.start_run("civitai", params={}) > run  # fmt: skip
+    assert store.start_run("civitai", params={}) > run
 
 
 def test_errors_are_recorded_and_counted(store: Store, run: int) -> None:

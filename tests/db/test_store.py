@@ -41,7 +41,7 @@ def silero(model_files: dict[str, Path]) -> Fingerprint:
 def test_every_hash_spelling_finds_the_saved_file(
     store: Store, silero: Fingerprint, model_files: dict[str, Path]
 ) -> None:
-    """A saved real file is found by sha256, autov1/2/3, blake3 and CRC32 in any case."""
+    """A saved real file is found by sha256, autov1/2/3, blake3, CRC32, any case."""
     path = model_files["silero_safetensors"]
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
@@ -137,7 +137,7 @@ def test_find_fingerprint_of_an_unsaved_file(store: Store, make_fp: MakeFp) -> N
 
 
 def test_rewritten_file_keeps_its_history(store: Store, make_fp: MakeFp) -> None:
-    """A path saved with new content closes the old occurrence instead of deleting it."""
+    """A path saved with new content closes the old occurrence, deleting nothing."""
     t0 = datetime(2024, 5, 1, tzinfo=UTC)
     old = make_fp("x/model.safetensors", seed=12)
     store.save_fingerprint(old, location=old.path, seen_at=t0)
@@ -182,7 +182,8 @@ def test_metadata_json_that_postgres_would_refuse_is_stored(
     (m,) = store.find(fp.sha256)
     assert m.path.endswith("\ufffdweird")
     meta = store.execute(lambda c: c.execute(select(BLOBS.c.metadata)).scalar())
-    assert meta["x"] == "nan" and meta["raw"] == "AAE="
+    assert meta["x"] == "nan"
+    assert meta["raw"] == "AAE="
 
 
 @pytest.mark.parametrize(
@@ -228,4 +229,5 @@ def test_read_only_store_refuses_writes(
     finally:
         ro.close()
     assert _count(store, FILES) == 1
-    assert "***" not in repr(ro) and "Store(" in repr(ro)
+    assert "***" not in repr(ro)
+    assert "Store(" in repr(ro)
