@@ -59,14 +59,21 @@ def huggingface(src: Path) -> None:
         write(f"{models}/{repo}.json", load(name))
     # Second visit. DERIVED: zephyr gets a new commit with one more file.
     zephyr = load("HuggingFaceH4_zephyr-7b-beta.200.json")
-    zephyr["sha"] = hashlib.sha1(b"modelscan-tests visit1 " + zephyr["sha"].encode()).hexdigest()
+    zephyr["sha"] = hashlib.sha1(
+        b"modelscan-tests visit1 " + zephyr["sha"].encode()
+    ).hexdigest()
     zephyr["lastModified"] = "2025-01-10T09:00:00.000Z"
     zephyr["siblings"].append({"rfilename": "zephyr-7b-beta.Q4_K_M.gguf"})
     write(f"{models}/HuggingFaceH4/zephyr-7b-beta_visit1.json", zephyr)
     # DERIVED: roberta deleted (404 as the Hub answers a missing repo).
-    write(f"{models}/deepset/roberta-base-squad2_visit1.json", {"error": "Repository not found"})
-    write(f"{models}/deepset/roberta-base-squad2_visit1.meta.json",
-          {"status": 404, "headers": {"X-Error-Code": "RepoNotFound"}})
+    write(
+        f"{models}/deepset/roberta-base-squad2_visit1.json",
+        {"error": "Repository not found"},
+    )
+    write(
+        f"{models}/deepset/roberta-base-squad2_visit1.meta.json",
+        {"status": 404, "headers": {"X-Error-Code": "RepoNotFound"}},
+    )
     # DERIVED: the gated Llama repo disabled.
     llama = load("meta-llama_Llama-3.1-8B-Instruct.200.json")
     llama["disabled"] = True
@@ -76,16 +83,32 @@ def huggingface(src: Path) -> None:
     legacy = load("google-bert_bert-base-uncased.200.json")
     legacy["id"] = legacy["modelId"] = "bert-base-uncased"
     write(f"{models}/bert-base-uncased.json", legacy)
-    write(f"{models}/bert-base-uncased_visit1.txt",
-          (src / "hfhub_model_info__bert-base-uncased.307.txt").read_text())
-    write(f"{models}/bert-base-uncased_visit1.meta.json",
-          {"status": 307, "headers": {"Location": "/api/models/google-bert/bert-base-uncased",
-                                      "Content-Type": "text/plain; charset=utf-8"}})
-    write(f"{models}/google-bert/bert-base-uncased.json", {"error": "Repository not found"})
-    write(f"{models}/google-bert/bert-base-uncased.meta.json",
-          {"status": 404, "headers": {"X-Error-Code": "RepoNotFound"}})
-    write(f"{models}/google-bert/bert-base-uncased_visit1.json",
-          load("google-bert_bert-base-uncased.200.json"))
+    write(
+        f"{models}/bert-base-uncased_visit1.txt",
+        (src / "hfhub_model_info__bert-base-uncased.307.txt").read_text(),
+    )
+    write(
+        f"{models}/bert-base-uncased_visit1.meta.json",
+        {
+            "status": 307,
+            "headers": {
+                "Location": "/api/models/google-bert/bert-base-uncased",
+                "Content-Type": "text/plain; charset=utf-8",
+            },
+        },
+    )
+    write(
+        f"{models}/google-bert/bert-base-uncased.json",
+        {"error": "Repository not found"},
+    )
+    write(
+        f"{models}/google-bert/bert-base-uncased.meta.json",
+        {"status": 404, "headers": {"X-Error-Code": "RepoNotFound"}},
+    )
+    write(
+        f"{models}/google-bert/bert-base-uncased_visit1.json",
+        load("google-bert_bert-base-uncased.200.json"),
+    )
     # SYNTHETIC: a PEFT adapter repo (no recording has adapter_config.json).
     lora_sha = hashlib.sha1(b"modelscan-tests zephyr-7b-lora").hexdigest()
     write(f"{models}/modelscan-tests/zephyr-7b-lora.json", {
@@ -101,13 +124,23 @@ def huggingface(src: Path) -> None:
                      {"rfilename": "adapter_config.json"},
                      {"rfilename": "adapter_model.safetensors"}],
     })  # fmt: skip
-    write(f"huggingface/modelscan-tests/zephyr-7b-lora/resolve/{lora_sha}/adapter_config.json",
-          {"base_model_name_or_path": "HuggingFaceH4/zephyr-7b-beta", "peft_type": "LORA",
-           "r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]})
+    write(
+        f"huggingface/modelscan-tests/zephyr-7b-lora/resolve/{lora_sha}/adapter_config.json",
+        {
+            "base_model_name_or_path": "HuggingFaceH4/zephyr-7b-beta",
+            "peft_type": "LORA",
+            "r": 8,
+            "lora_alpha": 16,
+            "target_modules": ["q_proj", "v_proj"],
+        },
+    )
     # REAL tree listing (values transcribed by huggingface.js tests), for parse tests.
     tree = json.loads((src / "hfhub_tree__bert-base-uncased.rev-dd4bc8b.expand-true.200.json")
                       .read_text())  # fmt: skip
-    write(f"{models}/bert-base-uncased/tree/dd4bc8b21efa05ec961e3efc4ee5e3832a3679c7.json", tree)
+    write(
+        f"{models}/bert-base-uncased/tree/dd4bc8b21efa05ec961e3efc4ee5e3832a3679c7.json",
+        tree,
+    )
 
 
 def trim_civitai_model(item: dict[str, Any], versions: int = 3) -> dict[str, Any]:
@@ -129,14 +162,25 @@ def civitai(src: Path) -> None:
              "metadata": page1["metadata"]}  # fmt: skip
     write("civitai/api/v1/models.json", first)
     cursor1 = page1["metadata"]["nextCursor"]
-    sample = json.loads((src / "civitai_v1_models_1580878.real-sample.json").read_text())
+    sample = json.loads(
+        (src / "civitai_v1_models_1580878.real-sample.json").read_text()
+    )
     wiki = json.loads((src / "civitai_v1_models_1102.wiki-example.json").read_text())
     # DERIVED metadata: the two single-model records made into a second page.
-    second = {"items": [trim_civitai_model(sample), trim_civitai_model(wiki)],
-              "metadata": {"nextCursor": CIVITAI_CURSOR_2, "currentPage": 2, "pageSize": 4,
-                           "nextPage": "https://civitai.com/api/v1/models?cursor=1102%7C0%7C1102"}}
+    second = {
+        "items": [trim_civitai_model(sample), trim_civitai_model(wiki)],
+        "metadata": {
+            "nextCursor": CIVITAI_CURSOR_2,
+            "currentPage": 2,
+            "pageSize": 4,
+            "nextPage": "https://civitai.com/api/v1/models?cursor=1102%7C0%7C1102",
+        },
+    }
     write(f"civitai/api/v1/models,cursor={cursor1}.json", second)
-    write(f"civitai/api/v1/models,cursor={CIVITAI_CURSOR_2}.json", {"items": [], "metadata": {}})
+    write(
+        f"civitai/api/v1/models,cursor={CIVITAI_CURSOR_2}.json",
+        {"items": [], "metadata": {}},
+    )
     write("civitai/api/v1/models/1102.json", trim_civitai_model(wiki))
     # Second visit. DERIVED: 43331 taken down, 4468 archived (files[] emptied as the
     # server does, see civitai_error_bodies.from-source.md), a new version of 4384.
@@ -147,10 +191,19 @@ def civitai(src: Path) -> None:
         mv["files"] = []
     dream = v1["items"][1]
     new = json.loads(json.dumps(dream["modelVersions"][0]))
-    new.update(id=999001, name="9 (modelscan-tests)", publishedAt="2025-01-10T09:00:00.000")
+    new.update(
+        id=999001, name="9 (modelscan-tests)", publishedAt="2025-01-10T09:00:00.000"
+    )
     new["files"] = new["files"][:1]
-    new["files"][0].update(id=999002, name="dreamshaper_9.safetensors", hashes={
-        "SHA256": hashlib.sha256(b"modelscan-tests dreamshaper_9").hexdigest().upper()})
+    new["files"][0].update(
+        id=999002,
+        name="dreamshaper_9.safetensors",
+        hashes={
+            "SHA256": hashlib.sha256(b"modelscan-tests dreamshaper_9")
+            .hexdigest()
+            .upper()
+        },
+    )
     dream["modelVersions"].insert(0, new)
     write("civitai/api/v1/models_visit1.json", v1)
     second1 = json.loads(json.dumps(second))
@@ -169,19 +222,37 @@ def trim_replicate(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def replicate(src: Path) -> None:
-    listed = json.loads((src / "replicate_models-list__1__GET_v1_models.200.json").read_text())
-    first = {"next": listed["next"], "previous": None,
-             "results": [trim_replicate(r) for r in listed["results"][:5]]}
+    listed = json.loads(
+        (src / "replicate_models-list__1__GET_v1_models.200.json").read_text()
+    )
+    first = {
+        "next": listed["next"],
+        "previous": None,
+        "results": [trim_replicate(r) for r in listed["results"][:5]],
+    }
     write("replicate/v1/models.json", first)
     cursor = listed["next"].split("cursor=", 1)[1]
-    found = json.loads((src / "replicate_models-search__1__QUERY_v1_models.200.json").read_text())
-    keep = {"lucataco/llama-2-7b-chat", "tomasmcm/llamaguard-7b", "meta/meta-llama-guard-2-8b"}
+    found = json.loads(
+        (src / "replicate_models-search__1__QUERY_v1_models.200.json").read_text()
+    )
+    keep = {
+        "lucataco/llama-2-7b-chat",
+        "tomasmcm/llamaguard-7b",
+        "meta/meta-llama-guard-2-8b",
+    }
     sdxl = json.loads((src / "replicate_models-get__1__GET_v1_models_stability-ai_sdxl.200.json")
                       .read_text())  # fmt: skip
     # DERIVED page: search results and one model record made into the last list page.
-    second = {"next": None, "previous": listed["next"].split("?")[0],
-              "results": [trim_replicate(r) for r in found["results"]
-                          if f"{r['owner']}/{r['name']}" in keep] + [trim_replicate(sdxl)]}
+    second = {
+        "next": None,
+        "previous": listed["next"].split("?")[0],
+        "results": [
+            trim_replicate(r)
+            for r in found["results"]
+            if f"{r['owner']}/{r['name']}" in keep
+        ]
+        + [trim_replicate(sdxl)],
+    }
     write(f"replicate/v1/models,cursor={cursor}.json", second)
     versions = json.loads(
         (src / "replicate_models-versions-list__1__GET_v1_models_stability-ai_sdxl_versions.200.json")
@@ -190,10 +261,22 @@ def replicate(src: Path) -> None:
                            for r in versions["results"]]  # fmt: skip
     write("replicate/v1/models/stability-ai/sdxl/versions.json", versions)
     write("replicate/v1/models/stability-ai/sdxl.json", trim_replicate(sdxl))
-    write("replicate/v1/models/mattt/empty.json", json.loads(
-        (src / "replicate_models-get__2__GET_v1_models_mattt_empty.200.json").read_text()))
-    write("replicate/unauthenticated.401.json", json.loads(
-        (src / "replicate_run__invalid-token__1__POST_v1_predictions.401.json").read_text()))
+    write(
+        "replicate/v1/models/mattt/empty.json",
+        json.loads(
+            (
+                src / "replicate_models-get__2__GET_v1_models_mattt_empty.200.json"
+            ).read_text()
+        ),
+    )
+    write(
+        "replicate/unauthenticated.401.json",
+        json.loads(
+            (
+                src / "replicate_run__invalid-token__1__POST_v1_predictions.401.json"
+            ).read_text()
+        ),
+    )
     # Second visit. DERIVED: a new version of fofr/latent-consistency-model; the
     # sdxl record dropped from the listing and answering 404.
     v1 = json.loads(json.dumps(first))
@@ -204,8 +287,10 @@ def replicate(src: Path) -> None:
     second1 = json.loads(json.dumps(second))
     second1["results"] = second1["results"][:-1]
     write(f"replicate/v1/models,cursor={cursor}_visit1.json", second1)
-    write("replicate/v1/models/stability-ai/sdxl_visit1.json",
-          {"detail": "Not found.", "status": 404})
+    write(
+        "replicate/v1/models/stability-ai/sdxl_visit1.json",
+        {"detail": "Not found.", "status": 404},
+    )
     write("replicate/v1/models/stability-ai/sdxl_visit1.meta.json", {"status": 404})
 
 
