@@ -126,7 +126,7 @@ def parse_lineage(
         word, _, parent = rest.partition(":")
         if parent and word in RELATIONS:
             tagged[parent] = word
-        else:
+        elif rest and ":" not in rest:
             tagged.setdefault(rest, None)
     refs: dict[str, LineageRef] = {}
     for parent in from_card:

@@ -214,8 +214,8 @@ class ReplayServer:
             stem = f"{name}_visit{visit}" if visit else name
             meta_path = folder / f"{stem}.meta.json"
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
-            for suffix in (".json", ".txt"):
-                if (folder / f"{stem}{suffix}").exists():
+            for suffix in (".json", ".txt", ""):  # "": a raw file under its own name
+                if (folder / f"{stem}{suffix}").is_file():
                     status = meta["status"] if meta else 200
                     headers = dict(meta.get("headers", {})) if meta else {}
                     return self._file_answer(
