@@ -13,10 +13,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
-from safetensors.numpy import save_file
+from dbfiles import write_model
 
 from modelscan.db.engine import open_store
 from modelscan.db.store import Store
@@ -58,26 +57,6 @@ def store(db_url: str) -> Iterator[Store]:
     s = open_store(db_url)
     yield s
     s.close()
-
-
-def write_model(
-    path: Path,
-    *,
-    seed: int,
-    names: tuple[str, ...] = ("encoder.weight", "encoder.bias", "head.weight"),
-    metadata: dict[str, str] | None = None,
-    values_seed: int | None = None,
-) -> Path:
-    """Write a real safetensors file with deterministic random tensors."""
-    rng = np.random.default_rng(seed if values_seed is None else values_seed)
-    shapes = [(64, 32), (64,), (8, 64)]
-    tensors = {
-        n: rng.standard_normal(shapes[i % 3]).astype(np.float32)
-        for i, n in enumerate(names)
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"seed": str(seed), **(metadata or {})})
-    return path
 
 
 @pytest.fixture
