@@ -10,9 +10,10 @@ One :class:`~modelscan.records.Listing` per *model version*, all with the model'
 id as ``host_id`` and the version's id as ``revision``, newest version first: the
 index merges them into one repo (the unit Civitai takes down or archives with
 ``mode``, and counts downloads for) whose versions each keep their own files.
-File paths are ``<version id>/<file name>`` so two versions' ``model.safetensors``
-stay apart. A new version changes the repo's revision: a changed listing.
-``--limit`` counts models, never splitting one model's versions.
+File paths are ``<version id>/<file id>/<file name>``: one version may publish
+two files of the same name (a full and a pruned ``model.safetensors``). A new
+version changes the repo's revision: a changed listing. ``--limit`` counts
+models, never splitting one model's versions.
 
 Hashes are stored under our names: ``SHA256`` lower-cased is ``sha256``; AutoV1,
 AutoV2, AutoV3, BLAKE3 lower-cased; ``CRC32``, which Civitai prints byte-reversed,
@@ -108,7 +109,11 @@ def parse_file(item: Mapping[str, Any], *, version: Mapping[str, Any]) -> Remote
     extra = {k: item[k] for k in FILE_EXTRA if item.get(k) is not None}
     extra.update(version_id=version.get("id"), base_model=version.get("baseModel"))
     return RemoteFile(
-        path=f"{version.get('id')}/{item.get('name')}",
+        path="/".join(
+            str(p)
+            for p in (version.get("id"), item.get("id"), item.get("name"))
+            if p is not None
+        ),
         size=round(size_kb * 1024) if isinstance(size_kb, int | float) else None,
         sha256=sha,
         url=str(item.get("downloadUrl") or version.get("downloadUrl") or ""),
