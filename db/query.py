@@ -125,13 +125,13 @@ def index_info(url: str) -> IndexInfo:
     """Describe the index at ``url``: revision, head, row counts per table."""
     from modelscan.db.store import Store
 
-    engine = make_engine(url)
+    engine = make_engine(url, read_only=True)
     try:
         revision = current_revision(engine)
         counts: dict[str, int] = {}
         if revision is not None:
             ensure_schema(engine, upgrade=False)
-            counts = Store(engine, url=url).row_counts()
+            counts = Store(engine, url=url, read_only=True).row_counts()
         return IndexInfo(
             hide_password(url), engine.dialect.name, revision, head_revision(), counts
         )
