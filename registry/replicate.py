@@ -65,6 +65,8 @@ HF_RESERVED = frozenset(
         "notifications",
     }
 )
+HF_REPO_PAGES = frozenset({"tree", "blob", "resolve", "discussions", "commits",
+                           "commit", "raw", "edit"})  # fmt: skip
 _HF_LINK = re.compile(
     r"https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([A-Za-z0-9][\w.-]*)/([\w.-]+)"
 )
@@ -88,8 +90,10 @@ def find_links(text: str) -> list[str]:
     found: dict[str, None] = {}
     for owner, name in _HF_LINK.findall(text):
         name = name.rstrip(".")
-        if owner.lower() not in HF_RESERVED and name:
-            found[f"hf:{owner}/{name}"] = None
+        if owner.lower() in HF_RESERVED or not name:
+            continue
+        # A legacy id without owner (huggingface.co/gpt2/tree/main): one segment.
+        found[f"hf:{owner}" if name in HF_REPO_PAGES else f"hf:{owner}/{name}"] = None
     for model_id in _CIVITAI_LINK.findall(text):
         found[f"civitai:{model_id}"] = None
     return list(found)

@@ -229,8 +229,9 @@ class ReplayServer:
         body = path.read_bytes()
         host = path.relative_to(self.root).parts[0]
         if self.rewrite:
-            for recorded, prefix in RECORDED_BASES.items():
-                body = body.replace(recorded.encode(), self.base(prefix).encode())
+            for recorded, prefix in RECORDED_BASES.items():  # this host's own URLs only
+                if prefix == host:
+                    body = body.replace(recorded.encode(), self.base(prefix).encode())
         location = headers.get("Location")
         if location and location.startswith("/"):
             headers["Location"] = f"/{host}{location}"
@@ -415,6 +416,7 @@ def _digest(kind: str, text: str, length: int) -> str:
 def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out without a 40 ms stall
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
