@@ -16,6 +16,7 @@ import base64
 import json
 import math
 import os
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,8 +131,8 @@ def _sqlite_engine(url: URL, *, read_only: bool) -> Engine:
             raise StoreError(
                 f"no index at {path}: create it with `modelscan db upgrade`"
             )
-        # mode=ro is enforced by SQLite for the whole connection, ATTACH included;
-        # unlike PRAGMA query_only, the SQL being run cannot switch it off.
+        # mode=ro is enforced by SQLite; unlike PRAGMA query_only, the SQL being
+        # run cannot switch it off.
         url = url.set(
             database=f"{path.absolute().as_uri()}?mode=ro", query={"uri": "true"}
         )
@@ -147,7 +148,12 @@ def _sqlite_engine(url: URL, *, read_only: bool) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.execute("PRAGMA foreign_keys = ON")
-        if not read_only and path is not None:
+        if read_only:
+            # mode=ro covers the main file only: ATTACH would open (and create) another
+            # file read-write, so allow no attached databases at all.
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            cur.execute("PRAGMA query_only = ON")
+        elif path is not None:
             cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")  # WAL: durable against crashes
         cur.close()

@@ -1,8 +1,8 @@
 """Ad-hoc SQL over the index (``modelscan sql``) and its description (``db info``).
 
 Read-only is enforced by the database connection, not by parsing the SQL:
-SQLite files are opened with ``mode=ro`` (the SQL cannot turn it off, ATTACH
-included); PostgreSQL runs the statement in a ``READ ONLY`` transaction on a
+SQLite files are opened with ``mode=ro`` (the SQL cannot turn it off) and no
+ATTACH allowed; PostgreSQL runs the statement in a ``READ ONLY`` transaction on a
 session whose default is read-only, as a single prepared statement (so a
 ``COMMIT; ...`` cannot smuggle a second statement past it), then discards the
 connection.
