@@ -1,0 +1,287 @@
+"""Legacy (non-zip) torch files: storages located by walking their headers."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelscan.errors import FormatError, InvalidHeader, TruncatedFile
+from modelscan.scanner.fingerprint import FileReader
+from modelscan.scanner.formats import torch_legacy
+from modelscan.scanner.layout import DTYPE_SIZES, Layout, TensorSpan
+
+DTYPES = {
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+    torch.complex64: "C64",
+    torch.complex128: "C128",
+    torch.uint16: "U16",
+    torch.uint32: "U32",
+    torch.uint64: "U64",
+    torch.float8_e4m3fn: "F8_E4M3",
+    torch.float8_e5m2: "F8_E5M2",
+}
+
+
+@contextmanager
+def open_reader(path: Path) -> Iterator[FileReader]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield FileReader(str(path), fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def read(path: Path) -> Layout:
+    with open_reader(path) as reader:
+        return torch_legacy.read_layout(reader)
+
+
+def save_legacy(obj: object, path: Path) -> Path:
+    torch.save(obj, path, _use_new_zipfile_serialization=False)
+    return path
+
+
+def logical_bytes(data: bytes, span: TensorSpan) -> bytes:
+    """The tensor's elements in row-major order, gathered through its strides."""
+    if span.strides is None:
+        return data[span.offset : span.offset + span.nbytes]
+    itemsize = DTYPE_SIZES[span.dtype]
+    extent = 1 + sum((d - 1) * s for d, s in zip(span.shape, span.strides, strict=True))
+    flat = np.frombuffer(
+        data, np.dtype(f"V{itemsize}"), count=extent, offset=span.offset
+    )
+    strides = [s * itemsize for s in span.strides]
+    view = np.lib.stride_tricks.as_strided(flat, shape=span.shape, strides=strides)
+    return view.copy().tobytes()
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def assert_matches(
+    layout: Layout, path: Path, expected: dict[str, torch.Tensor]
+) -> None:
+    """Names (in order), dtypes, shapes and the bytes at every span equal torch's."""
+    data = path.read_bytes()
+    assert [s.name for s in layout.tensors] == list(expected)
+    for span in layout.tensors:
+        t = expected[span.name]
+        assert span.dtype == DTYPES[t.dtype], span.name
+        assert span.shape == tuple(t.shape), span.name
+        assert logical_bytes(data, span) == tensor_bytes(t), span.name
+
+
+def legacy_bytes(obj_pickle: bytes, keys: list[str], storages: bytes = b"") -> bytes:
+    """Assemble a legacy file by hand from its five pickles and storage records."""
+    magic = pickle.dumps(torch_legacy.MAGIC_NUMBER, protocol=2)
+    version = pickle.dumps(torch_legacy.PROTOCOL_VERSION, protocol=2)
+    sys_info = pickle.dumps(
+        {"protocol_version": 1001, "little_endian": True}, protocol=2
+    )
+    return (
+        magic
+        + version
+        + sys_info
+        + obj_pickle
+        + pickle.dumps(keys, protocol=2)
+        + storages
+    )
+
+
+# --- real published files -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["lpips_alex", "rxn_bin"])
+def test_real_legacy_files_match_torch_load(
+    model_files: dict[str, Path], key: str
+) -> None:
+    """The lpips and rxnmapper legacy files give torch.load's tensors, byte for byte."""
+    path = model_files[key]
+    layout = read(path)
+    expected = torch.load(path, map_location="cpu", weights_only=True)
+    assert layout.format == "torch-legacy"
+    assert_matches(layout, path, dict(expected))
+    assert layout.pickle_safety is not None
+    assert layout.pickle_safety.verdict == "safe"
+
+
+def test_real_training_args_is_an_unsafe_namespace(
+    model_files: dict[str, Path],
+) -> None:
+    """The real training_args.bin (a saved argparse.Namespace): no tensors, unsafe."""
+    layout = read(model_files["rxn_training_args"])
+    assert layout.format == "torch-legacy"
+    assert layout.tensors == ()
+    assert layout.metadata["pickle_top_level_type"] == "argparse.Namespace"
+    assert layout.pickle_safety is not None
+    assert layout.pickle_safety.verdict == "unsafe"
+    assert "argparse.Namespace" in layout.pickle_safety.globals
+
+
+# --- generated files ------------------------------------------------------------------
+
+
+def test_views_and_shared_storage(tmp_path: Path) -> None:
+    """Views of one storage keep offsets and strides in the legacy format too."""
+    base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    sd = {
+        "base": base,
+        "t": base.t(),
+        "row": base[1],
+        "other": torch.ones(2, dtype=torch.int16),
+    }
+    path = save_legacy(sd, tmp_path / "views.pt")
+    layout = read(path)
+    assert_matches(layout, path, sd)
+    spans = {s.name: s for s in layout.tensors}
+    assert spans["t"].strides == (1, 4)
+    assert spans["row"].offset == spans["base"].offset + 16
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+def test_every_dtype(dtype: torch.dtype, tmp_path: Path) -> None:
+    """Every dtype torch can save in the legacy format reads back byte for byte."""
+    torch.manual_seed(5)
+    values = torch.randn(4, 3) * 50
+    t = values > 0 if dtype == torch.bool else values.to(dtype)
+    path = save_legacy({"t": t, "u": torch.ones(2)}, tmp_path / "d.pt")
+    assert_matches(read(path), path, {"t": t, "u": torch.ones(2)})
+
+
+def test_whole_module_names_like_its_state_dict(tmp_path: Path) -> None:
+    """A legacy torch.save(module) names tensors as its state_dict(); verdict unsafe."""
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    path = save_legacy(model, tmp_path / "module.pt")
+    layout = read(path)
+    assert_matches(layout, path, dict(model.state_dict()))
+    assert layout.pickle_safety is not None
+    assert layout.pickle_safety.verdict == "unsafe"
+
+
+# --- hostile and broken files ---------------------------------------------------------
+
+
+def test_hostile_object_pickle_is_flagged_not_run(tmp_path: Path) -> None:
+    """A legacy file whose object pickle calls os.system is unsafe; nothing runs."""
+    marker = tmp_path / "pwned"
+    cmd = f"touch {marker}".encode()
+    evil = b"\x80\x02cos\nsystem\nX" + struct.pack("<I", len(cmd)) + cmd + b"\x85R."
+    path = tmp_path / "evil.pt"
+    path.write_bytes(legacy_bytes(evil, []))
+    layout = read(path)
+    assert not marker.exists()
+    assert layout.pickle_safety is not None
+    assert layout.pickle_safety.dangerous == ("os.system",)
+
+
+def test_not_a_legacy_file(tmp_path: Path) -> None:
+    """A pickle without torch's magic number is an InvalidHeader."""
+    path = tmp_path / "x.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    with pytest.raises(InvalidHeader, match="no magic number"):
+        read(path)
+
+
+def test_big_endian_file_is_refused(tmp_path: Path) -> None:
+    """sys_info little_endian False is refused rather than read with swapped bytes."""
+    data = legacy_bytes(pickle.dumps({}, protocol=2), [])
+    data = data.replace(b"\x88", b"\x89", 1)  # NEWTRUE -> NEWFALSE in sys_info
+    path = tmp_path / "be.pt"
+    path.write_bytes(data)
+    with pytest.raises(InvalidHeader, match="big-endian"):
+        read(path)
+
+
+def test_storage_no_pickle_names(tmp_path: Path) -> None:
+    """A storage key list naming a storage nothing references is an InvalidHeader."""
+    path = tmp_path / "k.pt"
+    path.write_bytes(legacy_bytes(pickle.dumps({}, protocol=2), ["123"], b"\0" * 16))
+    with pytest.raises(InvalidHeader, match="storage '123': no persistent id names it"):
+        read(path)
+
+
+def test_truncated_storage(tmp_path: Path) -> None:
+    """A file cut inside its storage bytes is TruncatedFile naming the storage."""
+    path = save_legacy({"w": torch.ones(100)}, tmp_path / "t.pt")
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(TruncatedFile, match="claims 400 bytes"):
+        read(path)
+
+
+def test_storage_shorter_than_its_tensor(tmp_path: Path) -> None:
+    """A storage whose count is smaller than its tensor's extent is refused."""
+    data = save_legacy({"w": torch.ones(4)}, tmp_path / "s.pt").read_bytes()
+    head = data[: len(data) - 16 - 8]
+    assert struct.unpack("<Q", data[len(head) : len(head) + 8]) == (4,)
+    path = tmp_path / "short.pt"
+    path.write_bytes(head + struct.pack("<Q", 2) + b"\0" * 8)
+    with pytest.raises(InvalidHeader, match="needs 16 bytes of storage"):
+        read(path)
+
+
+def test_every_cut_is_a_format_error(tmp_path: Path) -> None:
+    """A legacy file cut at any byte raises a FormatError naming the file."""
+    data = save_legacy(
+        {"w": torch.ones(3), "b": torch.zeros(2)}, tmp_path / "c.pt"
+    ).read_bytes()
+    path = tmp_path / "cut.pt"
+    for cut in range(0, len(data) - 1, 7):
+        path.write_bytes(data[:cut])
+        with pytest.raises(FormatError, match="cut.pt"):
+            read(path)
+
+
+def _seed() -> bytes:
+    buf = io.BytesIO()
+    torch.save(
+        {"a": torch.arange(3), "b": torch.ones(2, 2).t()},
+        buf,
+        _use_new_zipfile_serialization=False,
+    )
+    return buf.getvalue()
+
+
+_SEED = _seed()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(_SEED) - 1), st.integers(0, 255)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_mutated_files_raise_only_format_errors(
+    edits: list[tuple[int, int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A real legacy file with bytes changed reads or raises FormatError only."""
+    data = bytearray(_SEED)
+    for pos, value in edits:
+        data[pos] = value
+    path = tmp_path_factory.mktemp("fuzz") / "m.pt"
+    path.write_bytes(bytes(data))
+    with suppress(FormatError):
+        read(path)
