@@ -133,8 +133,11 @@ def test_civitai_hashes_land_in_blobs_and_takedowns_in_events(
     assert rows(real_store, "SELECT status FROM repos WHERE host_id = '43331'") == [
         ("taken_down",)
     ]
-    live = rows(real_store, "SELECT count(*) FROM files f JOIN repos r "
-                "ON r.id = f.repo_id WHERE r.host_id = '43331' AND f.status = 'live'")  # fmt: skip
+    live = rows(
+        real_store,
+        "SELECT count(*) FROM files f JOIN repos r ON r.id = f.repo_id "
+        "WHERE r.host_id = '43331' AND f.status = 'live'",
+    )
     assert live == [(0,)]
     assert rows(real_store, "SELECT revision FROM repos WHERE host_id = '4384'") == [
         ("999001",)
