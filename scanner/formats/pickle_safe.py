@@ -39,7 +39,8 @@ MAX_PICKLE_BYTES = 256 * 1024 * 1024  # state-dict pickles are KBs: tensors live
 MAX_OPCODES = 5_000_000  # ~30 per tensor: a 100k-tensor checkpoint needs ~3M
 MAX_MARK_DEPTH = 1000  # real checkpoints nest a dozen levels
 MAX_TOP_LEVEL_KEYS = 64  # kept in metadata (a bare state dict has thousands)
-_CHUNK = 1024 * 1024
+_FIRST_FETCH = 64 * 1024  # grows x4 per refill: few reads for tiny and huge pickles
+_MAX_FETCH = 16 * 1024 * 1024
 _HIGHEST_PROTOCOL = 5
 
 
@@ -231,6 +232,7 @@ class _Source:
         # Bytes already in memory are used in place and never fetched again.
         self._buf = b"" if preloaded is None else preloaded
         self._base = start if preloaded is None else 0
+        self._window = _FIRST_FETCH
         self.pos = start
         self.path = path
 
@@ -251,8 +253,11 @@ class _Source:
         if n > self.remaining():
             raise self.short(n, what)
         if self.pos + n > self._base + len(self._buf):
-            self._buf = self._fetch(self.pos, min(max(n, _CHUNK), self.remaining()))
+            self._buf = self._fetch(
+                self.pos, min(max(n, self._window), self.remaining())
+            )
             self._base = self.pos
+            self._window = min(self._window * 4, _MAX_FETCH)
 
     def read(self, n: int, what: str = "pickle opcode") -> bytes:
         """Return the next ``n`` bytes; a length beyond the data is refused first."""
@@ -667,7 +672,7 @@ def looks_like_pickle(head: bytes) -> bool:
 
 # --- the inert object graph -----------------------------------------------------------
 
-_DICT_TYPES = frozenset(
+DICT_TYPES = frozenset(
     {"collections.OrderedDict", "builtins.dict", "collections.Counter"}
 )
 _SCALAR_KEYS = (str, int, float, bytes, bool, type(None))
@@ -691,7 +696,7 @@ def as_dict(obj: Any) -> list[tuple[Any, Any]] | None:
         return _dedupe(obj.items)
     if not isinstance(obj, Call):
         return None
-    is_dict_type = isinstance(obj.func, Global) and obj.func.qualname in _DICT_TYPES
+    is_dict_type = isinstance(obj.func, Global) and obj.func.qualname in DICT_TYPES
     if not is_dict_type and not obj.items:
         return None
     pairs: list[tuple[Any, Any]] = []

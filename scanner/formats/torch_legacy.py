@@ -247,27 +247,54 @@ def _key(k: Any) -> str:
     return f"<{pickle_safe.type_name(k)}>"
 
 
-def _children(obj: Any) -> list[tuple[str, Any]]:
+def _once(part: Any, seen: set[int]) -> bool:
+    """Mark a container expanded inline; False when it was already (it is shared)."""
+    if id(part) in seen:
+        return False
+    seen.add(id(part))
+    return True
+
+
+def _call_children(obj: Call, seen: set[int]) -> list[tuple[str, Any]]:
+    """A call's args (or dict pairs), appends and BUILD state.
+
+    Parts expanded here are marked in ``seen``: a tuple or state shared by a
+    million calls through the memo is expanded once, not a million times.
+    """
+    args = obj.args if isinstance(obj.args, tuple) and _once(obj.args, seen) else ()
+    name = obj.func.qualname if isinstance(obj.func, Global) else ""
+    if name in pickle_safe.DICT_TYPES or obj.items:
+        first = args[0] if args and isinstance(args[0], list | tuple) else None
+        pair_list = (first,) if first is not None and _once(first, seen) else ()
+        if name not in pickle_safe.DICT_TYPES:
+            pair_list = ()
+        view = Call(obj.func, pair_list, items=obj.items)
+        return [(_key(k), v) for k, v in pickle_safe.as_dict(view) or []]
+    out = [(str(i), v) for i, v in enumerate(args)]
+    out += [(str(i), v) for i, v in enumerate(obj.appends)]
+    out += [("", v) for v in (obj.kwargs,) if v is not None]
+    if not isinstance(obj.args, tuple):
+        out.append(("", obj.args))
+    state = obj.state
+    parts = state if isinstance(state, tuple) and _once(state, seen) else (state,)
+    for part in parts:  # a dict, or (dict, slots dict)
+        if isinstance(part, pickle_safe.PickledDict) and _once(part, seen):
+            pairs = pickle_safe.as_dict(part) or []
+            out += [("" if k in _MODULE_LEVELS else _key(k), v) for k, v in pairs]
+    return out
+
+
+def _children(obj: Any, seen: set[int]) -> list[tuple[str, Any]]:
     """(key, child) pairs below a container; key "" adds nothing to the path."""
-    pairs = pickle_safe.as_dict(obj)
-    if pairs is not None:
-        return [(_key(k), v) for k, v in pairs]
+    if isinstance(obj, Call):
+        return _call_children(obj, seen)
+    if isinstance(obj, pickle_safe.PickledDict):
+        return [(_key(k), v) for k, v in pickle_safe.as_dict(obj) or []]
     if isinstance(obj, list | tuple):
         return [(str(i), v) for i, v in enumerate(obj)]
     if isinstance(obj, pickle_safe.PickledSet):
         return [(str(i), v) for i, v in enumerate(obj.items)]
-    if not isinstance(obj, Call):
-        return []
-    out = _children(obj.args) + [(str(i), v) for i, v in enumerate(obj.appends)]
-    states = (
-        obj.state if isinstance(obj.state, tuple) else (obj.state,)
-    )  # (dict, slots)
-    for state in states:
-        for k, v in (
-            _children(state) if isinstance(state, pickle_safe.PickledDict) else []
-        ):
-            out.append(("" if k in _MODULE_LEVELS else k, v))
-    return out
+    return []
 
 
 def find_tensors(root: Any, *, where: str) -> FoundTensors:
@@ -302,7 +329,7 @@ def find_tensors(root: Any, *, where: str) -> FoundTensors:
         seen.add(id(obj))
         if len(path) >= MAX_WALK_DEPTH:
             raise HeaderTooLarge(where, f"objects nested deeper than {MAX_WALK_DEPTH}")
-        for key, child in reversed(_children(obj)):
+        for key, child in reversed(_children(obj, seen)):
             todo.append((child, (*path, key) if key else path))
     return found
 

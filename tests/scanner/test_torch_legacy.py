@@ -6,6 +6,7 @@ import io
 import os
 import pickle
 import struct
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from modelscan.errors import FormatError, InvalidHeader, TruncatedFile
 from modelscan.scanner.fingerprint import FileReader
-from modelscan.scanner.formats import torch_legacy
+from modelscan.scanner.formats import pickle_safe, torch_legacy
 from modelscan.scanner.layout import DTYPE_SIZES, Layout, TensorSpan
 
 DTYPES = {
@@ -285,3 +286,18 @@ def test_mutated_files_raise_only_format_errors(
     path.write_bytes(bytes(data))
     with suppress(FormatError):
         read(path)
+
+
+def _shared_args_pickle(n: int) -> bytes:
+    """A pickle of n calls (memo GETs) all sharing one n-element args tuple."""
+    head = b"\x80\x02(" + b"K\x01" * n + b"tr\x00\x00\x00\x00cx\ny\nr\x01\x00\x00\x0000"
+    return head + b"(" + b"j\x01\x00\x00\x00j\x00\x00\x00\x00R" * n + b"l."
+
+
+def test_shared_parts_are_searched_once() -> None:
+    """50k calls sharing one 50k-item args tuple are searched in linear time."""
+    root = pickle_safe.walk_pickle(_shared_args_pickle(50_000), path="s.pkl").root
+    start = time.perf_counter()
+    found = torch_legacy.find_tensors(root, where="s.pkl")
+    assert found.tensors == []
+    assert time.perf_counter() - start < 10
