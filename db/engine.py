@@ -167,7 +167,9 @@ def _sqlite_engine(url: URL, *, read_only: bool) -> Engine:
 
 
 def _postgres_engine(url: URL, *, read_only: bool) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, json_serializer=dumps_json)
+    # No pool_pre_ping: it costs a round trip per transaction; a connection the
+    # server dropped is invalidated on first use and the Store retries once.
+    engine = create_engine(url, json_serializer=dumps_json, pool_recycle=3600)
     if read_only:
 
         @event.listens_for(engine, "connect")

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, select
+from sqlalchemy import ColumnElement, Connection, case, or_, select
 
 from modelscan.db.tables import BLOBS, FILES, REPOS, VERSIONS
 from modelscan.errors import StoreError
@@ -45,6 +45,15 @@ class HashQuery:
     column: str  # blobs column
     value: str
     prefix: bool = False
+
+
+@dataclass(slots=True)
+class Resolved:
+    """Blobs a query matched: {sha256: kind}, and their content and weights ids."""
+
+    kinds: dict[str, str] = field(default_factory=dict)
+    content_ids: set[str | None] = field(default_factory=set)
+    weights_ids: set[str | None] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,42 +168,60 @@ def _condition(q: HashQuery) -> ColumnElement[bool]:
     return col == q.value
 
 
-def resolve(conn: Connection, queries: Sequence[HashQuery]) -> dict[str, str]:
-    """Return {sha256: kind} of the blobs matching any of ``queries``, in order."""
-    found: dict[str, str] = {}
+def _matches(q: HashQuery, value: str | None) -> bool:
+    if value is None:
+        return False
+    return value.startswith(q.value) if q.prefix else value == q.value
+
+
+def resolve(conn: Connection, queries: Sequence[HashQuery]) -> Resolved:
+    """Find the blobs matching any of ``queries`` in one statement.
+
+    Returns:
+        {sha256: kind} in the order of ``queries``, and the content and weights
+        ids of those blobs.
+    """
+    cols = sorted({q.column for q in queries} | {"sha256"})
+    stmt = (
+        select(*(BLOBS.c[c] for c in cols), BLOBS.c.content_id, BLOBS.c.weights_id)
+        .where(or_(*(_condition(q) for q in queries)))
+        .limit(MAX_BLOBS_PER_HASH)
+    )
+    rows = conn.execute(stmt).all()
+    out = Resolved()
     for q in queries:
-        stmt = select(BLOBS.c.sha256).where(_condition(q)).limit(MAX_BLOBS_PER_HASH)
-        for (sha,) in conn.execute(stmt):
-            found.setdefault(sha, q.kind)
-    return found
+        for row in rows:
+            if _matches(q, row._mapping[q.column]):
+                out.kinds.setdefault(row.sha256, q.kind)
+    for row in rows:
+        out.content_ids.add(row.content_id)
+        out.weights_ids.add(row.weights_id)
+    return out
 
 
 def expand(
     conn: Connection,
-    matched: dict[str, str],
+    resolved: Resolved,
     *,
     content_ids: Iterable[str] = (),
     weights_ids: Iterable[str] = (),
 ) -> list[Match]:
     """Return occurrences of the matched blobs, then same content_id, weights_id."""
-    found = dict(matched)
-    cids, wids = set(content_ids), set(weights_ids)
-    if matched:
-        stmt = select(BLOBS.c.content_id, BLOBS.c.weights_id).where(
-            BLOBS.c.sha256.in_(list(matched))
+    found = dict(resolved.kinds)
+    cids = {c for c in (*resolved.content_ids, *content_ids) if c}
+    wids = {w for w in (*resolved.weights_ids, *weights_ids) if w}
+    if cids or wids:
+        stmt = select(BLOBS.c.sha256, BLOBS.c.content_id).where(
+            or_(
+                BLOBS.c.content_id.in_(sorted(cids)),
+                BLOBS.c.weights_id.in_(sorted(wids)),
+            )
         )
-        for cid, wid in conn.execute(stmt):
-            cids.add(cid)
-            wids.add(wid)
-    for kind, col, ids in (
-        ("content_id", BLOBS.c.content_id, cids),
-        ("weights_id", BLOBS.c.weights_id, wids),
-    ):
-        ids.discard(None)
-        if ids:
-            rows = conn.execute(select(BLOBS.c.sha256).where(col.in_(sorted(ids))))
-            for (sha,) in rows:
-                found.setdefault(sha, kind)
+        rows = conn.execute(stmt).all()
+        for kind in ("content_id", "weights_id"):
+            for sha, cid in rows:
+                if (kind == "content_id") == (cid in cids):
+                    found.setdefault(sha, kind)
     return occurrences(conn, found)
 
 

@@ -63,6 +63,8 @@ def is_read_only_error(exc: BaseException) -> bool:
 
 
 def _retryable(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:  # the server dropped a pooled connection
+        return True
     if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
         return True
     text = str(exc.orig).lower()
@@ -126,13 +128,18 @@ class Store:
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one read transaction (a consistent snapshot)."""
-        try:
-            with self.engine.connect() as conn, conn.begin():
-                return fn(conn)
-        except OperationalError as exc:
-            raise StoreError(
-                f"index {hide_password(self.url)}: {first_line(exc)}"
-            ) from exc
+        for attempt in range(2):
+            try:
+                with self.engine.connect() as conn, conn.begin():
+                    return fn(conn)
+            except DBAPIError as exc:
+                if attempt == 0 and exc.connection_invalidated:
+                    continue
+                if isinstance(exc, OperationalError):
+                    where = hide_password(self.url)
+                    raise StoreError(f"index {where}: {first_line(exc)}") from exc
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- fingerprints and lookups --------------------------------------------------
 

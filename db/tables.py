@@ -51,7 +51,21 @@ NAMING_CONVENTION = {
 
 # 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the rowid alias.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# SQL NULL for None (SQLAlchemy's JSON would store the text 'null').
+Json = JSON(none_as_null=True)
 HASH = String(64)
+
+
+def sparse_index(table: str, column: str) -> Index:
+    """An index over the non-NULL values of a mostly-NULL column.
+
+    Hashes a host did not publish are NULL; a full index would tell the planner
+    (after ANALYZE) that ``col = ?`` matches every NULL row, and SQLite would scan.
+    """
+    where = text(f"{column} IS NOT NULL")
+    return Index(
+        f"ix_{table}_{column}", column, sqlite_where=where, postgresql_where=where
+    )
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -70,6 +84,25 @@ class UtcDateTime(TypeDecorator[datetime]):
             )
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, format in one step (bulk inserts spend their time here)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r}: pass an aware UTC time")
+            # SQLAlchemy's SQLite DATETIME text format, read back by its parser
+            return (
+                value.astimezone(UTC)
+                .replace(tzinfo=None)
+                .isoformat(" ", "microseconds")
+            )
+
+        return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         """Return an aware UTC datetime."""
@@ -120,7 +153,7 @@ class RepoRow(Base):
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     gone_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class VersionRow(Base):
@@ -141,26 +174,38 @@ class BlobRow(Base):
     """One file content, by sha256: fingerprinted here, or hashes a host published."""
 
     __tablename__ = "blobs"
+    __table_args__ = tuple(
+        sparse_index("blobs", c)
+        for c in (
+            "autov1",
+            "autov3",
+            "blake3",
+            "crc32",
+            "content_id",
+            "weights_id",
+            "structure_id",
+        )
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(HASH, unique=True)
     size: Mapped[int | None] = mapped_column(BigInteger)
     format: Mapped[str | None] = mapped_column(String(32))
-    autov1: Mapped[str | None] = mapped_column(String(8), index=True)
+    autov1: Mapped[str | None] = mapped_column(String(8))
     autov2: Mapped[str | None] = mapped_column(String(10))  # = sha256[:10]
-    autov3: Mapped[str | None] = mapped_column(HASH, index=True)  # 64 hex, or 12
-    blake3: Mapped[str | None] = mapped_column(HASH, index=True)
-    crc32: Mapped[str | None] = mapped_column(String(8), index=True)  # zlib, 8 hex
-    content_id: Mapped[str | None] = mapped_column(HASH, index=True)
-    weights_id: Mapped[str | None] = mapped_column(HASH, index=True)
-    structure_id: Mapped[str | None] = mapped_column(HASH, index=True)
+    autov3: Mapped[str | None] = mapped_column(HASH)  # 64 hex, or 12
+    blake3: Mapped[str | None] = mapped_column(HASH)
+    crc32: Mapped[str | None] = mapped_column(String(8))  # zlib, 8 hex
+    content_id: Mapped[str | None] = mapped_column(HASH)
+    weights_id: Mapped[str | None] = mapped_column(HASH)
+    structure_id: Mapped[str | None] = mapped_column(HASH)
     tensor_count: Mapped[int | None] = mapped_column(Integer)
     parameter_count: Mapped[int | None] = mapped_column(BigInteger)
     dtype: Mapped[str | None] = mapped_column(String(16))  # holds most elements
-    dtype_summary: Mapped[dict[str, int] | None] = mapped_column(JSON)
-    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    dtype_summary: Mapped[dict[str, int] | None] = mapped_column(Json)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", Json)
     safety_verdict: Mapped[str | None] = mapped_column(String(16))  # safe|unsafe
-    pickle_safety: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pickle_safety: Mapped[dict[str, Any] | None] = mapped_column(Json)
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     fingerprinted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
@@ -174,7 +219,7 @@ class TensorRow(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     dtype: Mapped[str] = mapped_column(String(16))
-    shape: Mapped[list[int]] = mapped_column(JSON)
+    shape: Mapped[list[int]] = mapped_column(Json)
     nbytes: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(HASH, index=True)
     sketch: Mapped[bytes | None] = mapped_column(LargeBinary)  # 256 float16 LE
@@ -208,6 +253,7 @@ class FileRow(Base):
             sqlite_where=text("gone_at IS NULL"),
             postgresql_where=text("gone_at IS NULL"),
         ),
+        sparse_index("files", "sha256"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -215,13 +261,13 @@ class FileRow(Base):
     version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
     path: Mapped[str] = mapped_column(Text)
     size: Mapped[int | None] = mapped_column(BigInteger)
-    sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
     url: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32))  # live | gone | taken_down
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     gone_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class LineageRow(Base):
@@ -230,22 +276,21 @@ class LineageRow(Base):
     __tablename__ = "lineage"
     __table_args__ = (
         UniqueConstraint("child_repo_id", "parent_ref", "relation", "source"),
+        sparse_index("lineage", "child_sha256"),
+        sparse_index("lineage", "parent_repo_id"),
+        sparse_index("lineage", "parent_sha256"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     child_repo_id: Mapped[int | None] = mapped_column(ForeignKey("repos.id"))
-    child_sha256: Mapped[str | None] = mapped_column(
-        ForeignKey("blobs.sha256"), index=True
-    )
-    parent_repo_id: Mapped[int | None] = mapped_column(
-        ForeignKey("repos.id"), index=True
-    )
-    parent_sha256: Mapped[str | None] = mapped_column(HASH, index=True)
+    child_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"))
+    parent_repo_id: Mapped[int | None] = mapped_column(ForeignKey("repos.id"))
+    parent_sha256: Mapped[str | None] = mapped_column(HASH)
     parent_ref: Mapped[str] = mapped_column(String(512), index=True)  # as declared
     relation: Mapped[str] = mapped_column(String(32))  # finetune|adapter|quantized|...
     source: Mapped[str] = mapped_column(String(32))  # declared-card|identical-hash|...
     confidence: Mapped[float | None] = mapped_column(Float)
-    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(Json)
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -261,8 +306,8 @@ class CrawlRunRow(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(32))  # running | ok | failed | ...
-    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    params: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(Json)
     pid: Mapped[int | None] = mapped_column(Integer)
     machine: Mapped[str | None] = mapped_column(String(256))
 
@@ -309,7 +354,7 @@ class EventRow(Base):
     """A change seen by a crawl: appeared, changed, gone, taken_down."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_at", "at"),)
+    __table_args__ = (Index("ix_events_at", "at"), sparse_index("events", "sha256"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -318,8 +363,8 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     repo_id: Mapped[int | None] = mapped_column(ForeignKey("repos.id"), index=True)
     file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id"))
-    sha256: Mapped[str | None] = mapped_column(HASH, index=True)
-    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sha256: Mapped[str | None] = mapped_column(HASH)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 def _table(row: type[Base]) -> Table:

@@ -40,6 +40,20 @@ def _indexes(table: str, *columns: str) -> None:
             batch.create_index(f"ix_{table}_{col}", [col], unique=False)
 
 
+def _sparse_indexes(table: str, *columns: str) -> None:
+    """Indexes over non-NULL values only (see tables.sparse_index)."""
+    with op.batch_alter_table(table) as batch:
+        for col in columns:
+            where = sa.text(f"{col} IS NOT NULL")
+            batch.create_index(
+                f"ix_{table}_{col}",
+                [col],
+                unique=False,
+                sqlite_where=where,
+                postgresql_where=where,
+            )
+
+
 def _view_sql(name: str) -> str:
     return (
         resources.files("modelscan.db").joinpath(f"views/{name}.sql").read_text("utf-8")
@@ -128,7 +142,7 @@ def _create_blob_tables() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_blobs"),
         sa.UniqueConstraint("sha256", name="uq_blobs_sha256"),
     )
-    _indexes(
+    _sparse_indexes(
         "blobs",
         "autov1",
         "autov3",
@@ -188,7 +202,8 @@ def _create_occurrence_tables() -> None:
         _fk(["version_id"], ["versions.id"], "files"),
         sa.PrimaryKeyConstraint("id", name="pk_files"),
     )
-    _indexes("files", "repo_id", "sha256")
+    _indexes("files", "repo_id")
+    _sparse_indexes("files", "sha256")
     live = sa.text("gone_at IS NULL")
     with op.batch_alter_table("files") as batch:
         batch.create_index(
@@ -226,7 +241,8 @@ def _create_occurrence_tables() -> None:
             name="uq_lineage_child_repo_id_parent_ref_relation_source",
         ),
     )
-    _indexes("lineage", "child_sha256", "parent_ref", "parent_repo_id", "parent_sha256")
+    _indexes("lineage", "parent_ref")
+    _sparse_indexes("lineage", "child_sha256", "parent_repo_id", "parent_sha256")
 
 
 def _create_crawl_tables() -> None:
@@ -297,7 +313,8 @@ def _create_crawl_tables() -> None:
         _fk(["run_id"], ["crawl_runs.id"], "events"),
         sa.PrimaryKeyConstraint("id", name="pk_events"),
     )
-    _indexes("events", "at", "repo_id", "sha256")
+    _indexes("events", "at", "repo_id")
+    _sparse_indexes("events", "sha256")
 
 
 def downgrade() -> None:
