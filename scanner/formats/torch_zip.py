@@ -272,20 +272,38 @@ def _small_text(reader: RangeReader, m: ZipMember | None) -> str | None:
     return read_member(reader, m, 64, strict=False).decode("ascii", "replace").strip()
 
 
-def _is_pickle_member(reader: RangeReader, m: ZipMember) -> bool:
-    """Named like a pickle, or starts like one (PROTO 2-5, or a whole small pickle)."""
-    if m.name.endswith(("pkl", ".pickle")):
-        return True
+def _named_pickle(m: ZipMember) -> bool:
+    return m.name.endswith(("pkl", ".pickle"))  # data.pkl, constants.pkl, *.debug_pkl
+
+
+def _sniffs_as_pickle(reader: RangeReader, m: ZipMember) -> bool:
+    """Starts like a pickle: PROTO 2-5, or is a whole small protocol 0/1 pickle."""
     if m.usize < 2 or m.name.endswith("/"):
         return False
     head = read_member(reader, m, 2, strict=False)
     if head[:1] == b"\x80" and 2 <= head[1] <= 5:
         return True
     return (
-        m.usize <= 64 * 1024
+        m.usize <= _SNIFF_WHOLE
         and head[:1] in (b"(", b"]", b"}", b"c")
-        and pickle_safe.looks_like_pickle(read_member(reader, m, 64 * 1024))
+        and pickle_safe.looks_like_pickle(read_member(reader, m, _SNIFF_WHOLE))
     )
+
+
+def _member_globals(
+    reader: RangeReader, m: ZipMember, budget: int
+) -> tuple[set[str], int, str]:
+    """Globals of one pickle member, bytes it used, and why it could not be read."""
+    try:
+        if not (_named_pickle(m) or _sniffs_as_pickle(reader, m)):
+            return set(), 0, ""
+        data = read_member(reader, m, budget)
+    except FormatError as exc:
+        return set(), 0, exc.reason
+    result, seen, reason = pickle_safe.walk_partial(
+        data, path=f"{reader.name}:{m.name}"
+    )
+    return seen, len(data), "" if result is not None else f"not a pickle: {reason}"
 
 
 def _archive_safety(
@@ -297,28 +315,24 @@ def _archive_safety(
     limit: int,
     torchscript: bool,
 ) -> PickleSafety:
-    """Union of the globals of every pickle member; unreadable ones make it unsafe."""
+    """Union of the globals of every pickle member besides data.pkl.
+
+    A member named like a pickle that cannot be read (a zip bomb over the cap,
+    a broken pickle) makes the verdict unsafe: nothing can vouch for it. One
+    that merely starts like a pickle and fails is most likely raw data: noted.
+    """
     globals_ = set(first)
     notes = ["TorchScript archive: loading runs its code/"] if torchscript else []
     unreadable = False
-    budget = limit
     for m in members:
-        if m.name in skip or not _is_pickle_member(reader, m):
+        if m.name in skip:
             continue
-        try:
-            data = read_member(reader, m, budget)
-        except FormatError as exc:
-            notes.append(f"{m.name}: {exc.reason}")
-            unreadable = True
-            continue
-        budget -= len(data)
-        result, seen, reason = pickle_safe.walk_partial(
-            data, path=f"{reader.name}:{m.name}"
-        )
+        seen, used, problem = _member_globals(reader, m, limit)
         globals_ |= seen
-        if result is None:
-            notes.append(f"{m.name}: not a readable pickle: {reason}")
-            unreadable = True
+        limit -= used
+        if problem:
+            notes.append(f"{m.name}: {problem}")
+            unreadable = unreadable or _named_pickle(m)
     verdict = pickle_safe.safety(globals_, notes=notes)
     return replace(verdict, verdict="unsafe") if unreadable else verdict
 

@@ -301,3 +301,34 @@ def test_shared_parts_are_searched_once() -> None:
     found = torch_legacy.find_tensors(root, where="s.pkl")
     assert found.tensors == []
     assert time.perf_counter() - start < 10
+
+
+class _Storage:
+    """Stands for a storage in a hand-made pickle (saved as a persistent id)."""
+
+
+class _OldTensor:
+    """Pickles as torch._utils._rebuild_tensor, as torch before 0.4 wrote tensors."""
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (torch._utils._rebuild_tensor, (_Storage(), 1, (2,), (1,)))
+
+
+class _ViewSaver(pickle.Pickler):
+    def persistent_id(self, obj: object) -> object:
+        if isinstance(obj, _Storage):  # a 3-element view at element 1 of root "k1"
+            return ("storage", torch.FloatStorage, "k1", "cpu", 4, ("k1v", 1, 3))
+        return None
+
+
+def test_old_rebuild_tensor_with_storage_view(tmp_path: Path) -> None:
+    """_rebuild_tensor on a legacy storage view reads the elements torch.load reads."""
+    buf = io.BytesIO()
+    _ViewSaver(buf, protocol=2).dump({"w": _OldTensor()})
+    storage = struct.pack("<Q", 4) + struct.pack("<4f", 0.5, 1.5, 2.5, 3.5)
+    path = tmp_path / "old.pt"
+    path.write_bytes(legacy_bytes(buf.getvalue(), ["k1"], storage))
+    layout = read(path)
+    expected = torch.load(path, weights_only=False)
+    assert_matches(layout, path, {"w": expected["w"]})
+    assert expected["w"].tolist() == [2.5, 3.5]

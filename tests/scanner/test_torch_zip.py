@@ -562,3 +562,17 @@ def test_mutated_archives_raise_only_format_errors(
             last = sum((d - 1) * s for d, s in zip(span.shape, strides, strict=True))
             assert span.numel == 0 or span.offset + (last + 1) * itemsize <= len(data)
             assert span.nbytes == math.prod(span.shape) * itemsize
+
+
+def test_raw_member_that_only_looks_like_a_pickle_is_noted(
+    small_ckpt: tuple[Path, dict[str, torch.Tensor]], tmp_path: Path
+) -> None:
+    """An unnamed member starting like a pickle but not one is noted; still safe."""
+    junk = b"\x80\x02" + bytes(range(200, 256))
+    path = rewrite_zip(small_ckpt[0], tmp_path / "j.pt", add={"small/blob": junk})
+    layout = read(path)
+    assert layout.pickle_safety is not None
+    assert layout.pickle_safety.verdict == "safe"
+    assert any(
+        n.startswith("small/blob: not a pickle") for n in layout.pickle_safety.notes
+    )
