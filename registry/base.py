@@ -232,6 +232,7 @@ def crawl(
     progress: Callable[[CrawlStats], None] | None = None,
     workers: int = 1,
     clock: Callable[[], datetime] = utcnow,
+    stats: CrawlStats | None = None,
 ) -> CrawlStats:
     """The only crawl loop: load state, fetch, parse, complete, save page + cursor.
 
@@ -244,6 +245,7 @@ def crawl(
         progress: called with the running stats after each page and detail.
         workers: threads fetching details of changed listings in parallel.
         clock: source of timestamps.
+        stats: counters to fill in (a caller keeps them when the crawl raises).
 
     Returns:
         The run's counters, also stored with the run.
@@ -259,11 +261,13 @@ def crawl(
         "full": full,
         "cursor_key": host.cursor_key,
     }
+    stats = stats if stats is not None else CrawlStats(host=host.name)
+    stats.host = host.name
     run_id = store.start_run(host.name, params=params)
-    stats = CrawlStats(host=host.name, run_id=run_id)
+    stats.run_id = run_id
     first_request = host.client.requests
     try:
-        _Loop(host, store, run_id, stats, progress, workers, clock).run(
+        _Loop(host, store, run_id, stats, progress, workers, clock, first_request).run(
             max_pages=max_pages, limit=limit, full=full
         )
         stats.status = "ok"
@@ -291,6 +295,7 @@ class _Loop:
     progress: Callable[[CrawlStats], None] | None
     workers: int
     clock: Callable[[], datetime]
+    first_request: int = 0  # the client's request count when the run began
 
     def run(self, *, max_pages: int | None, limit: int | None, full: bool) -> None:
         host = self.host
@@ -396,19 +401,19 @@ class _Loop:
             except UnexpectedResponse as exc:  # this item only; others go on
                 return exc
 
-        if self.workers > 1 and len(todo) > 1:
-            with ThreadPoolExecutor(self.workers) as pool:
-                answers = list(pool.map(one, todo))
-        else:
-            answers = [one(item) for item in todo]
         results: list[Listing | None] = []
-        for item, answer in zip(todo, answers, strict=True):
-            if isinstance(answer, UnexpectedResponse):
-                self._error(item.host_id, answer)
-                results.append(None)
-            else:
+        with ThreadPoolExecutor(max(1, self.workers)) as pool:
+            answers = pool.map(one, todo) if self.workers > 1 else map(one, todo)
+            for item, answer in zip(todo, answers, strict=True):  # in order, as done
+                if isinstance(answer, UnexpectedResponse):
+                    self._error(item.host_id, answer)
+                    results.append(None)
+                    continue
                 self.stats.details += 1
+                self.stats.requests = self.host.client.requests - self.first_request
                 results.append(answer)
+                if self.progress is not None:
+                    self.progress(self.stats)
         return results
 
     def _sweep(self) -> None:
@@ -459,6 +464,7 @@ class _Loop:
 
     def _count(self, saved: int, counts: PageCounts) -> None:
         s = self.stats
+        s.requests = self.host.client.requests - self.first_request
         s.pages += 1
         s.listings += saved
         s.new += counts.new

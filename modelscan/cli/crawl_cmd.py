@@ -1,7 +1,189 @@
-"""Commands of this area (filled in by its issue)."""
+"""``modelscan crawl``: fill the index from Hugging Face, Civitai and Replicate.
+
+The command builds each host with :func:`modelscan.registry.make_host` and runs
+:func:`modelscan.registry.base.crawl` against the index; it only adds progress
+on a terminal and the summary. The registry (huggingface_hub, requests) and the
+index (SQLAlchemy) are imported inside the command so ``modelscan --help`` stays
+fast.
+
+Example:
+    $ modelscan crawl --host civitai --limit 200
+    $ REPLICATE_API_TOKEN=r8_... modelscan crawl --host all --json
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+if TYPE_CHECKING:
+    from modelscan.registry.base import CrawlStats
+
+HOST_NAMES = ("huggingface", "civitai", "replicate")  # = modelscan.registry.HOSTS
+
+
+@click.command()
+@click.option(
+    "--host",
+    "host_name",
+    required=True,
+    type=click.Choice([*HOST_NAMES, "all"]),
+    help="Host to crawl, or all of them one after the other.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Stop after this many listings (repos, models) per host.",
+)
+@click.option(
+    "--max-pages",
+    type=click.IntRange(min=1),
+    help="Stop after this many list pages per host.",
+)
+@click.option("--author", help="Only this user's or organisation's listings.")
+@click.option("--search", help="Only listings matching this text.")
+@click.option("--filter", "tag", metavar="TAG", help="Only listings with this tag.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Ignore the saved cursor: start again from the first page.",
+)
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help="Base URL of the host (a mirror); overrides HF_ENDPOINT, "
+    "MODELSCAN_CIVITAI_URL or MODELSCAN_REPLICATE_URL.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="R",
+    help="At most R requests per second to each host.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Parallel requests for file trees and versions.",
+)
+@click.option(
+    "--db",
+    envvar="MODELSCAN_DATABASE_URL",
+    metavar="URL",
+    help="Index URL (SQLAlchemy); default: MODELSCAN_DATABASE_URL or the "
+    "SQLite file in the user data directory.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def crawl(
+    host_name: str,
+    limit: int | None,
+    max_pages: int | None,
+    author: str | None,
+    search: str | None,
+    tag: str | None,
+    full: bool,
+    endpoint: str | None,
+    rate: float | None,
+    workers: int,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Crawl model hosts into the index, resuming where the last run stopped.
+
+    Each run continues from the cursor saved with the last committed page, so
+    a killed crawl loses nothing; a repo whose revision did not change costs no
+    file request. Tokens come from HF_TOKEN, CIVITAI_API_TOKEN and
+    REPLICATE_API_TOKEN (Replicate needs one; without it --host all skips
+    Replicate). Exit status 1 when a host failed.
+
+    \b
+    Example:
+        modelscan crawl --host huggingface --author openai --limit 100
+        modelscan crawl --host civitai --rate 2
+        modelscan crawl --host all --json
+    """  # noqa: D301 (a real \b: click keeps the example's lines as they are)
+    from modelscan.db.engine import open_store
+
+    if endpoint and host_name == "all":
+        raise click.UsageError(
+            "--endpoint names one host's URL: use it with --host NAME"
+        )
+    names = list(HOST_NAMES) if host_name == "all" else [host_name]
+    results: list[dict[str, Any]] = []
+    with open_store(db) as store:
+        for name in names:
+            options = {"endpoint": endpoint, "rate": rate, "author": author,
+                       "search": search, "tag": tag}  # fmt: skip
+            result = _crawl_one(name, store, options, explicit=host_name != "all",
+                                limit=limit, max_pages=max_pages, full=full,
+                                workers=workers, as_json=as_json)  # fmt: skip
+            results.append(result)
+    failed = any(r["status"] == "failed" for r in results)
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "hosts": results}, indent=2))
+    if failed:
+        sys.exit(1)
+
+
+def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool,
+               limit: int | None, max_pages: int | None, full: bool, workers: int,
+               as_json: bool) -> dict[str, Any]:  # fmt: skip
+    """Crawl one host; return its summary (failures are reported, not raised)."""
+    from modelscan.errors import AuthRequired, HostError, StoreError
+    from modelscan.registry import make_host
+    from modelscan.registry.base import CrawlStats, crawl
+
+    try:
+        host = make_host(name, **options)
+    except (AuthRequired, ValueError) as exc:
+        if explicit and isinstance(exc, ValueError):
+            raise click.UsageError(str(exc)) from None
+        if explicit:
+            raise
+        click.echo(f"{name}: skipped: {exc}", err=True)
+        return {"host": name, "status": "skipped", "error": str(exc)}
+    stats = CrawlStats(host=name)
+    with _Progress(name, enabled=not as_json and sys.stderr.isatty()) as bar:
+        try:
+            crawl(host, store, limit=limit, max_pages=max_pages, full=full,
+                  workers=workers, progress=bar.update, stats=stats)  # fmt: skip
+        except (HostError, StoreError) as exc:
+            stats.status, stats.error = "failed", host.client.redact(str(exc))
+    if not as_json:
+        click.echo(stats.summary(), err=stats.status == "failed")
+        if stats.error and "rate limited" in stats.error:
+            click.echo("hint: lower --rate, or set the host's token", err=True)
+    return stats.as_dict()
+
+
+class _Progress:
+    """A tqdm bar of listings with files, requests and errors (terminals only)."""
+
+    def __init__(self, name: str, *, enabled: bool) -> None:
+        self.name, self.enabled = name, enabled
+        self.bar: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=self.name, unit=" repos", file=sys.stderr, leave=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, stats: CrawlStats) -> None:
+        if self.bar is None:
+            return
+        self.bar.n = stats.listings
+        self.bar.set_postfix(files=stats.files, details=stats.details,
+                             requests=stats.requests, errors=stats.errors)  # fmt: skip
+
+
+COMMANDS: list[click.Command] = [crawl]

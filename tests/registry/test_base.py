@@ -183,10 +183,14 @@ def test_workers_give_the_same_index_as_one_thread(store: FakeStore) -> None:
 def test_progress_sees_running_counts_and_summary_is_one_line(
     fake_host: FakeHost, store: FakeStore
 ) -> None:
-    """The progress callback runs once per page; the summary is a single line."""
-    seen: list[int] = []
-    stats = crawl(fake_host, store, progress=lambda s: seen.append(s.listings))
-    assert seen == [2, 4, 6]
+    """Progress runs after every detail and page; the summary is a single line."""
+    seen: list[tuple[int, int]] = []
+    stats = crawl(
+        fake_host, store, progress=lambda s: seen.append((s.listings, s.details))
+    )
+    assert len(seen) == stats.pages + stats.details == 9
+    assert seen == sorted(seen)
+    assert seen[-1] == (6, 6)
     assert "\n" not in stats.summary()
     assert "6 listings" in stats.summary()
     assert CrawlStats("x").as_dict()["status"] == "running"
