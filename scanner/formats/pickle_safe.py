@@ -1,17 +1,8 @@
-"""Read pickles without executing them: a bounded stack machine over inert records.
+"""Judge pickles by what loading them would import, and read plain pickle files.
 
-Nothing here imports, calls or builds anything a pickle names. Every opcode of
-protocols 0-5 is simulated: GLOBAL, STACK_GLOBAL, INST and EXT* push a
-:class:`Global` record (and add its ``module.name`` to the globals a real load
-would import); REDUCE, NEWOBJ(_EX), INST and OBJ push a :class:`Call` record;
-BUILD, SETITEM(S) and APPEND(S) on a call are stored on it; persistent ids become
-:class:`PersistentRef`. Dicts become :class:`PickledDict` (keys need not be
-hashable), lists and tuples stay lists and tuples.
-
-Bounds: every opcode pushes at most one value, so ``MAX_OPCODES`` also bounds
-the stack, the memo and every container; MARK nesting, byte lengths (against
-the bytes that remain) and total pickle bytes have their own caps. The memo is
-a dict, so a LONG_BINPUT of 2**32 allocates nothing.
+The pickle itself is simulated by :mod:`.pickle_vm` (inert records, never
+executed); this module holds the allowlist verdict, helpers over the inert
+object graph, and the reader for plain pickle files.
 
 Example:
     >>> import pickle
@@ -24,85 +15,46 @@ Example:
 
 from __future__ import annotations
 
-import _compat_pickle
-import codecs
-import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from modelscan.errors import FormatError, HeaderTooLarge, InvalidHeader, TruncatedFile
+from modelscan.errors import FormatError
 from modelscan.records import PickleSafety
+from modelscan.scanner.formats.pickle_vm import (
+    MAX_PICKLE_BYTES,
+    Call,
+    Global,
+    PersistentRef,
+    PickledDict,
+    PickledSet,
+    PickleResult,
+    looks_like_pickle,
+    walk_partial,
+    walk_pickle,
+    walk_pickle_at,
+)
 from modelscan.scanner.layout import Layout, RangeReader
 
-MAX_PICKLE_BYTES = 256 * 1024 * 1024  # state-dict pickles are KBs: tensors live outside
-MAX_OPCODES = 5_000_000  # ~30 per tensor: a 100k-tensor checkpoint needs ~3M
-MAX_MARK_DEPTH = 1000  # real checkpoints nest a dozen levels
+__all__ = [
+    "MAX_PICKLE_BYTES",
+    "Call",
+    "Global",
+    "PersistentRef",
+    "PickleResult",
+    "PickledDict",
+    "PickledSet",
+    "as_dict",
+    "looks_like_pickle",
+    "read_layout",
+    "safety",
+    "top_level_keys",
+    "type_name",
+    "walk_partial",
+    "walk_pickle",
+    "walk_pickle_at",
+]
+
 MAX_TOP_LEVEL_KEYS = 64  # kept in metadata (a bare state dict has thousands)
-_FIRST_FETCH = 64 * 1024  # grows x4 per refill: few reads for tiny and huge pickles
-_MAX_FETCH = 16 * 1024 * 1024
-_HIGHEST_PROTOCOL = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Global:
-    """A module attribute the pickle names; a real unpickler would import it."""
-
-    module: str
-    name: str
-
-    @property
-    def qualname(self) -> str:
-        """``module.name``, the spelling used in globals lists."""
-        return f"{self.module}.{self.name}"
-
-
-@dataclass(eq=False, slots=True)
-class Call:
-    """``func(*args, **kwargs)`` as REDUCE/NEWOBJ/INST/OBJ would run it, never run.
-
-    ``state`` is what BUILD would pass to ``__setstate__``; ``items`` and
-    ``appends`` are what SETITEM(S) and APPEND(S)/ADDITEMS would add to the result.
-    """
-
-    func: Any
-    args: Any
-    kwargs: Any = None
-    state: Any = None
-    items: list[tuple[Any, Any]] = field(default_factory=list)
-    appends: list[Any] = field(default_factory=list)
-
-
-@dataclass(frozen=True, eq=False, slots=True)
-class PersistentRef:
-    """A PERSID/BINPERSID: torch's ``('storage', type, key, location, numel)``."""
-
-    pid: Any
-
-
-@dataclass(eq=False, slots=True)
-class PickledDict:
-    """A dict as (key, value) pairs in insertion order; keys may be any record."""
-
-    items: list[tuple[Any, Any]] = field(default_factory=list)
-
-
-@dataclass(eq=False, slots=True)
-class PickledSet:
-    """A set or frozenset as a list of its items."""
-
-    items: list[Any] = field(default_factory=list)
-    frozen: bool = False
-
-
-@dataclass(frozen=True, eq=False, slots=True)
-class PickleResult:
-    """What :func:`walk_pickle` found: the inert root, its globals, where it ended."""
-
-    root: Any
-    globals: tuple[str, ...]  # sorted unique module.name
-    end: int  # offset just after the STOP opcode
-    protocol: int  # from PROTO, 0 or 1 when absent (as pickle itself assumes)
 
 
 # --- safety -------------------------------------------------------------------------
@@ -207,467 +159,6 @@ def safety(globals_: Iterable[str], *, notes: Iterable[str] = ()) -> PickleSafet
         dangerous=tuple(g for g in names if _is_dangerous(g)),
         notes=tuple(notes),
     )
-
-
-# --- reading ------------------------------------------------------------------------
-
-
-class _Source:
-    """Sequential, bounded reads over one pickle; bytes are fetched lazily."""
-
-    def __init__(
-        self,
-        fetch: Callable[[int, int], bytes],
-        *,
-        start: int,
-        end: int,
-        path: str,
-        cap: int = MAX_PICKLE_BYTES,
-        preloaded: bytes | None = None,
-    ) -> None:
-        self._fetch = fetch
-        self._data_end = end
-        self._end = min(end, start + cap)
-        self._cap = cap
-        # Bytes already in memory are used in place and never fetched again.
-        self._buf = b"" if preloaded is None else preloaded
-        self._base = start if preloaded is None else 0
-        self._window = _FIRST_FETCH
-        self.pos = start
-        self.path = path
-
-    def remaining(self) -> int:
-        """Bytes left before the data ends or the cap is reached."""
-        return self._end - self.pos
-
-    def short(self, n: int, what: str) -> FormatError:
-        """The error for ``n`` bytes wanted where fewer remain: truncation or cap."""
-        if self.pos + n > self._data_end:
-            have = self._data_end - self.pos
-            return TruncatedFile(
-                self.path, f"{what} at offset {self.pos} needs {n} bytes, {have} remain"
-            )
-        return HeaderTooLarge(self.path, f"pickle longer than the {self._cap}-byte cap")
-
-    def _fill(self, n: int, what: str) -> None:
-        if n > self.remaining():
-            raise self.short(n, what)
-        if self.pos + n > self._base + len(self._buf):
-            self._buf = self._fetch(
-                self.pos, min(max(n, self._window), self.remaining())
-            )
-            self._base = self.pos
-            self._window = min(self._window * 4, _MAX_FETCH)
-
-    def read(self, n: int, what: str = "pickle opcode") -> bytes:
-        """Return the next ``n`` bytes; a length beyond the data is refused first."""
-        self._fill(n, what)
-        i = self.pos - self._base
-        self.pos += n
-        return self._buf[i : i + n]
-
-    def byte(self) -> int:
-        """Return the next byte."""
-        self._fill(1, "next opcode (no STOP yet)")
-        b = self._buf[self.pos - self._base]
-        self.pos += 1
-        return b
-
-    def line(self) -> bytes:
-        """Return bytes up to the next newline (excluded), growing the window."""
-        while True:
-            i = self.pos - self._base
-            stop = min(len(self._buf), self._end - self._base)
-            j = self._buf.find(b"\n", i, stop)
-            if j >= 0:
-                self.pos = self._base + j + 1
-                return self._buf[i:j]
-            self._fill(2 * (stop - i) + 64, "text line without newline")
-
-
-def _intline(line: bytes) -> int:
-    # int() refuses over 4300 digits (CPython's str-to-int limit): a ValueError.
-    return int(line.rstrip(b"L"))
-
-
-def _string_line(line: bytes) -> bytes:
-    if len(line) < 2 or line[0] not in b"'\"" or line[-1] != line[0]:
-        raise ValueError("STRING argument is not quoted")
-    return codecs.escape_decode(line[1:-1])[0]
-
-
-def _text(raw: bytes) -> str | bytes:
-    """Decode a protocol 0-2 byte string as torch.load does (utf-8); keep bytes else."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-
-
-@dataclass(slots=True)
-class _Machine:
-    """The pickle stack machine; values are inert records, nothing is called."""
-
-    src: _Source
-    stack: list[Any] = field(default_factory=list)
-    marks: list[list[Any]] = field(default_factory=list)
-    memo: dict[int, Any] = field(default_factory=dict)
-    globals: set[str] = field(default_factory=set)
-    proto: int = 0
-    opcodes: int = 0
-
-    def run(self) -> Any:
-        """Execute opcodes until STOP and return the inert root object."""
-        while True:
-            self.opcodes += 1
-            if self.opcodes > MAX_OPCODES:
-                reason = f"pickle has over {MAX_OPCODES} opcodes"
-                raise HeaderTooLarge(self.src.path, reason)
-            code = self.src.byte()
-            if code == 0x2E:  # STOP
-                return self.pop()
-            op = _OPS.get(code)
-            if op is None:
-                raise self.fail(f"unknown opcode 0x{code:02x}")
-            try:
-                op(self)
-            except (ValueError, OverflowError, struct.error) as exc:
-                raise self.fail(f"bad argument to opcode 0x{code:02x}: {exc}") from exc
-
-    def fail(self, reason: str) -> InvalidHeader:
-        return InvalidHeader(self.src.path, f"pickle offset {self.src.pos}: {reason}")
-
-    def push(self, value: Any) -> None:
-        self.stack.append(value)
-
-    def pop(self) -> Any:
-        if not self.stack:
-            raise self.fail("stack underflow")
-        return self.stack.pop()
-
-    def top(self) -> Any:
-        if not self.stack:
-            raise self.fail("stack underflow")
-        return self.stack[-1]
-
-    def pop_mark(self) -> list[Any]:
-        if not self.marks:
-            raise self.fail("opcode needs a MARK and there is none")
-        items = self.stack
-        self.stack = self.marks.pop()
-        return items
-
-    def uint(self, fmt: str) -> Any:
-        return struct.unpack(fmt, self.src.read(struct.calcsize(fmt)))[0]
-
-    def counted(self, fmt: str, what: str) -> bytes:
-        n = self.uint(fmt)
-        if n < 0:
-            raise self.fail(f"{what} with negative length {n}")
-        if n > self.src.remaining():
-            raise self.src.short(n, f"{what} of {n} bytes")
-        return self.src.read(n, what)
-
-    def unicode(self, fmt: str, what: str) -> str:
-        try:
-            return self.counted(fmt, what).decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError as exc:
-            raise self.fail(f"{what} is not UTF-8") from exc
-
-    def add_global(self, module: str, name: str) -> Global:
-        if self.proto < 3:  # what pickle's find_class does with fix_imports
-            if (module, name) in _compat_pickle.NAME_MAPPING:
-                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-            elif module in _compat_pickle.IMPORT_MAPPING:
-                module = _compat_pickle.IMPORT_MAPPING[module]
-        g = Global(module, name)
-        self.globals.add(g.qualname)
-        return g
-
-    def global_lines(self) -> Global:
-        try:
-            module = self.src.line().decode("utf-8")
-            name = self.src.line().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise self.fail("GLOBAL name is not UTF-8") from exc
-        return self.add_global(module, name)
-
-    def pairs(self, items: list[Any]) -> list[tuple[Any, Any]]:
-        if len(items) % 2:
-            raise self.fail("odd number of items for a dict")
-        return list(zip(items[0::2], items[1::2], strict=True))
-
-    def setitems(self, pairs: list[tuple[Any, Any]]) -> None:
-        target = self.top()
-        if not isinstance(target, PickledDict | Call):
-            raise self.fail(f"SETITEM on a {type(target).__name__}")
-        target.items.extend(pairs)
-
-    def extend(self, values: list[Any]) -> None:
-        target = self.top()
-        if isinstance(target, list):
-            target.extend(values)
-        elif isinstance(target, PickledSet):
-            target.items.extend(values)
-        elif isinstance(target, Call):
-            target.appends.extend(values)
-        else:
-            raise self.fail(f"APPEND on a {type(target).__name__}")
-
-    # --- opcodes that do more than push one value ---
-
-    def op_mark(self) -> None:
-        if len(self.marks) >= MAX_MARK_DEPTH:
-            reason = f"MARK nesting deeper than {MAX_MARK_DEPTH}"
-            raise HeaderTooLarge(self.src.path, reason)
-        self.marks.append(self.stack)
-        self.stack = []
-
-    def op_pop(self) -> None:
-        if self.stack:
-            self.stack.pop()
-        else:
-            self.pop_mark()
-
-    def op_proto(self) -> None:
-        self.proto = self.src.read(1)[0]
-        if self.proto > _HIGHEST_PROTOCOL:
-            raise self.fail(f"unsupported pickle protocol {self.proto}")
-
-    def op_frame(self) -> None:
-        n = self.uint("<Q")
-        if n > self.src.remaining():
-            raise self.src.short(n, f"FRAME of {n} bytes")
-
-    def op_put(self, index: int) -> None:
-        if index < 0:
-            raise self.fail("negative memo index")
-        self.memo[index] = self.top()
-
-    def op_get(self, index: int) -> None:
-        if index not in self.memo:
-            raise self.fail(f"memo index {index} was never stored")
-        self.push(self.memo[index])
-
-    def op_stack_global(self) -> None:
-        name, module = self.pop(), self.pop()
-        if not isinstance(module, str) or not isinstance(name, str):
-            raise self.fail("STACK_GLOBAL needs two strings")
-        self.push(self.add_global(module, name))
-
-    def op_inst(self) -> None:
-        cls = self.global_lines()
-        self.push(Call(cls, tuple(self.pop_mark())))
-
-    def op_obj(self) -> None:
-        items = self.pop_mark()
-        if not items:
-            raise self.fail("OBJ without a class")
-        self.push(Call(items[0], tuple(items[1:])))
-
-    def op_reduce(self) -> None:  # also NEWOBJ: cls.__new__(cls, *args), never run
-        args = self.pop()
-        self.push(Call(self.pop(), args))
-
-    def op_newobj_ex(self) -> None:
-        kwargs, args = self.pop(), self.pop()
-        self.push(Call(self.pop(), args, kwargs))
-
-    def op_build(self) -> None:
-        state = self.pop()
-        target = self.top()
-        if isinstance(target, Call):
-            target.state = state
-
-    def op_ext(self, fmt: str) -> None:
-        code = self.uint(fmt)
-        # copyreg's extension registry is empty unless a program fills it: unknown name
-        self.push(self.add_global("copyreg", f"<extension {code}>"))
-
-    def op_tuple(self, n: int) -> None:
-        if len(self.stack) < n:
-            raise self.fail("stack underflow")
-        items = tuple(self.stack[len(self.stack) - n :])
-        del self.stack[len(self.stack) - n :]
-        self.push(items)
-
-    def op_int(self) -> None:
-        line = self.src.line()
-        if line in (b"00", b"01"):  # protocol 0 spells False and True as INT
-            self.push(line == b"01")
-        else:
-            self.push(_intline(line))
-
-    def op_setitem(self) -> None:
-        value, key = self.pop(), self.pop()
-        self.setitems([(key, value)])
-
-    def op_append(self) -> None:
-        self.extend([self.pop()])
-
-    def op_next_buffer(self) -> None:
-        raise self.fail("out-of-band buffers (protocol 5 NEXT_BUFFER) are refused")
-
-
-def _push(make: Callable[[_Machine], Any]) -> Callable[[_Machine], None]:
-    return lambda m: m.push(make(m))
-
-
-def _long(m: _Machine, fmt: str) -> int:
-    return int.from_bytes(m.counted(fmt, "LONG"), "little", signed=True)
-
-
-_M = _Machine
-_OPS: dict[int, Callable[[_Machine], object]] = {
-    ord("("): _M.op_mark,
-    ord("0"): _M.op_pop,
-    ord("1"): _M.pop_mark,
-    ord("2"): _push(_M.top),
-    ord("F"): _push(lambda m: float(m.src.line())),
-    ord("I"): _M.op_int,
-    ord("L"): _push(lambda m: _intline(m.src.line())),
-    ord("N"): _push(lambda m: None),
-    ord("P"): _push(lambda m: PersistentRef(_text(m.src.line()))),
-    ord("Q"): _push(lambda m: PersistentRef(m.pop())),
-    ord("R"): _M.op_reduce,
-    ord("S"): _push(lambda m: _text(_string_line(m.src.line()))),
-    ord("V"): _push(lambda m: m.src.line().decode("raw-unicode-escape")),
-    ord("a"): _M.op_append,
-    ord("b"): _M.op_build,
-    ord("c"): _push(_M.global_lines),
-    ord("d"): _push(lambda m: PickledDict(m.pairs(m.pop_mark()))),
-    ord("g"): lambda m: m.op_get(_intline(m.src.line())),
-    ord("i"): _M.op_inst,
-    ord("l"): _push(_M.pop_mark),
-    ord("p"): lambda m: m.op_put(_intline(m.src.line())),
-    ord("s"): _M.op_setitem,
-    ord("t"): _push(lambda m: tuple(m.pop_mark())),
-    ord("G"): _push(lambda m: m.uint(">d")),
-    ord("J"): _push(lambda m: m.uint("<i")),
-    ord("K"): _push(lambda m: m.uint("<B")),
-    ord("M"): _push(lambda m: m.uint("<H")),
-    ord("T"): _push(lambda m: _text(m.counted("<i", "BINSTRING"))),
-    ord("U"): _push(lambda m: _text(m.counted("<B", "SHORT_BINSTRING"))),
-    ord("X"): _push(lambda m: m.unicode("<I", "BINUNICODE")),
-    ord("e"): lambda m: m.extend(m.pop_mark()),
-    ord("h"): lambda m: m.op_get(m.uint("<B")),
-    ord("j"): lambda m: m.op_get(m.uint("<I")),
-    ord("}"): _push(lambda m: PickledDict()),
-    ord("]"): _push(lambda m: []),
-    ord(")"): _push(lambda m: ()),
-    ord("o"): _M.op_obj,
-    ord("q"): lambda m: m.op_put(m.uint("<B")),
-    ord("r"): lambda m: m.op_put(m.uint("<I")),
-    ord("u"): lambda m: m.setitems(m.pairs(m.pop_mark())),
-    ord("B"): _push(lambda m: m.counted("<I", "BINBYTES")),
-    ord("C"): _push(lambda m: m.counted("<B", "SHORT_BINBYTES")),
-    0x80: _M.op_proto,
-    0x81: _M.op_reduce,  # NEWOBJ
-    0x82: lambda m: m.op_ext("<B"),
-    0x83: lambda m: m.op_ext("<H"),
-    0x84: lambda m: m.op_ext("<i"),
-    0x85: lambda m: m.op_tuple(1),
-    0x86: lambda m: m.op_tuple(2),
-    0x87: lambda m: m.op_tuple(3),
-    0x88: _push(lambda m: True),
-    0x89: _push(lambda m: False),
-    0x8A: _push(lambda m: _long(m, "<B")),
-    0x8B: _push(lambda m: _long(m, "<i")),
-    0x8C: _push(lambda m: m.unicode("<B", "SHORT_BINUNICODE")),
-    0x8D: _push(lambda m: m.unicode("<Q", "BINUNICODE8")),
-    0x8E: _push(lambda m: m.counted("<Q", "BINBYTES8")),
-    0x8F: _push(lambda m: PickledSet()),
-    0x90: lambda m: m.extend(m.pop_mark()),  # ADDITEMS
-    0x91: _push(lambda m: PickledSet(m.pop_mark(), frozen=True)),
-    0x92: _M.op_newobj_ex,
-    0x93: _M.op_stack_global,
-    0x94: lambda m: m.op_put(len(m.memo)),  # MEMOIZE
-    0x95: _M.op_frame,
-    0x96: _push(lambda m: m.counted("<Q", "BYTEARRAY8")),
-    0x97: _M.op_next_buffer,
-    0x98: lambda m: m.push(m.pop()),  # READONLY_BUFFER: in-band bytes stay as they are
-}
-
-
-def _bytes_source(data: bytes, start: int, path: str, cap: int) -> _Source:
-    return _Source(
-        lambda off, n: data[off : off + n],
-        start=start,
-        end=len(data),
-        path=path,
-        cap=cap,
-        preloaded=data,
-    )
-
-
-def _run(src: _Source) -> PickleResult:
-    m = _Machine(src)
-    root = m.run()
-    return PickleResult(root, tuple(sorted(m.globals)), src.pos, m.proto)
-
-
-def walk_pickle(
-    data: bytes, *, path: str, start: int = 0, cap: int = MAX_PICKLE_BYTES
-) -> PickleResult:
-    """Simulate the pickle starting at ``data[start]`` up to its STOP, inertly.
-
-    Args:
-        data: bytes holding the pickle (bytes after STOP are ignored).
-        path: file name for error messages.
-        start: offset of the pickle's first opcode in ``data``.
-        cap: most bytes the pickle may span.
-
-    Returns:
-        The inert root object, the sorted globals a load would import, and the
-        offset just after STOP.
-
-    Raises:
-        TruncatedFile: the data ends before STOP or inside an opcode.
-        HeaderTooLarge: a cap on opcodes, MARK nesting or bytes was exceeded.
-        InvalidHeader: an unknown opcode, stack underflow, bad argument, ...
-    """
-    return _run(_bytes_source(data, start, path, cap))
-
-
-def walk_pickle_at(
-    reader: RangeReader, offset: int, *, cap: int = MAX_PICKLE_BYTES
-) -> PickleResult:
-    """Like :func:`walk_pickle`, reading the file lazily from ``offset``."""
-    src = _Source(
-        reader.read_at, start=offset, end=reader.size, path=reader.name, cap=cap
-    )
-    return _run(src)
-
-
-def walk_partial(
-    data: bytes, *, path: str
-) -> tuple[PickleResult | None, set[str], str]:
-    """Walk ``data``; on failure keep the globals seen before it, and the reason.
-
-    A loader would already have imported those globals (and run any REDUCE)
-    before it met the broken opcode, so they still count for safety.
-    """
-    m = _Machine(_bytes_source(data, 0, path, MAX_PICKLE_BYTES))
-    try:
-        root = m.run()
-    except FormatError as exc:
-        return None, m.globals, exc.reason
-    return (
-        PickleResult(root, tuple(sorted(m.globals)), m.src.pos, m.proto),
-        m.globals,
-        "",
-    )
-
-
-def looks_like_pickle(head: bytes) -> bool:
-    """True only when ``head`` parses as one complete pickle up to its STOP."""
-    if not head:
-        return False
-    try:
-        walk_pickle(head, path="<head>")
-    except FormatError:
-        return False
-    return True
 
 
 # --- the inert object graph -----------------------------------------------------------

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from modelscan.errors import FormatError, HeaderTooLarge, InvalidHeader, TruncatedFile
 from modelscan.scanner.fingerprint import FileReader
-from modelscan.scanner.formats import pickle_safe
+from modelscan.scanner.formats import pickle_safe, pickle_vm
 from modelscan.scanner.formats.pickle_safe import (
     Call,
     PickledDict,
@@ -313,7 +313,7 @@ def test_package_never_calls_a_real_unpickler() -> None:
         "eval",
         "exec",
     }
-    for name in ("pickle_safe.py", "torch_zip.py", "torch_legacy.py"):
+    for name in ("pickle_vm.py", "pickle_safe.py", "torch_zip.py", "torch_legacy.py"):
         tree = ast.parse((FORMATS_DIR / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
@@ -375,7 +375,7 @@ def test_million_deep_tuples_walk_without_recursion(tmp_path: Path) -> None:
 
 def test_opcode_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     """More opcodes than MAX_OPCODES is HeaderTooLarge (cap lowered to stay fast)."""
-    monkeypatch.setattr(pickle_safe, "MAX_OPCODES", 1000)
+    monkeypatch.setattr(pickle_vm, "MAX_OPCODES", 1000)
     with pytest.raises(HeaderTooLarge, match="over 1000 opcodes"):
         walk_pickle(pickle.dumps(list(range(2000)), protocol=2), path="ops.pkl")
 
