@@ -18,13 +18,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlencode
 
 from modelscan.errors import HostError, UnexpectedResponse
 from modelscan.records import Listing
@@ -215,6 +217,23 @@ class CrawlStats:
             f"{self.seconds:.1f}s"
         )
         return text + (f": {self.error}" if self.error else "")
+
+
+def filter_key(filters: Mapping[str, str]) -> str:
+    """The cursor key of a listing narrowed by ``filters`` ("default" when none).
+
+    Each set of filters resumes from its own cursor; a long key is replaced by a
+    digest so it fits the index's key column.
+
+    >>> filter_key({}), filter_key({"author": "openai"})
+    ('default', 'author=openai')
+    """
+    if not filters:
+        return "default"
+    key = urlencode(sorted(filters.items()))
+    return (
+        key if len(key) <= 96 else "filters-" + hashlib.sha1(key.encode()).hexdigest()
+    )
 
 
 def utcnow() -> datetime:

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from modelscan.errors import UnexpectedResponse
 from modelscan.records import LineageRef, Listing, RemoteFile, crc32_from_civitai
-from modelscan.registry.base import ItemError, Page, replace
+from modelscan.registry.base import ItemError, Page, filter_key, replace
 from modelscan.registry.http import HttpClient, join_url
 
 DEFAULT_BASE_URL = "https://civitai.com"
@@ -267,11 +267,7 @@ class CivitaiHost:
             for k, v in (("username", author), ("query", search), ("tag", tag))
             if v
         }
-        self.cursor_key = (
-            "default"
-            if not self.filters
-            else "&".join(f"{k}={v}" for k, v in sorted(self.filters.items()))
-        )
+        self.cursor_key = filter_key(self.filters)
         self.complete_listing = not self.filters
 
     @classmethod

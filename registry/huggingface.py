@@ -45,7 +45,7 @@ from huggingface_hub.hf_api import RepoFile, RepoFolder
 
 from modelscan.errors import HostError, HostUnavailable, RateLimited, UnexpectedResponse
 from modelscan.records import LineageRef, Listing, RemoteFile
-from modelscan.registry.base import ItemError, Page, replace
+from modelscan.registry.base import ItemError, Page, filter_key, replace
 from modelscan.registry.http import (
     USER_AGENT,
     HttpClient,
@@ -305,9 +305,7 @@ class HuggingFaceHost:
             for k, v in (("author", author), ("search", search), ("filter", tag))
             if v
         }
-        self.cursor_key = (
-            "default" if not self.filters else urlencode(sorted(self.filters.items()))
-        )
+        self.cursor_key = filter_key(self.filters)
         self.complete_listing = not self.filters
         self.api = HfApi(
             endpoint=self.base_url,

@@ -194,3 +194,14 @@ def test_progress_sees_running_counts_and_summary_is_one_line(
     assert "\n" not in stats.summary()
     assert "6 listings" in stats.summary()
     assert CrawlStats("x").as_dict()["status"] == "running"
+
+
+def test_filter_key_is_short_and_stable() -> None:
+    """Each filter set gets its own cursor key, short enough for the index column."""
+    from modelscan.registry.base import filter_key
+
+    assert filter_key({}) == "default"
+    assert filter_key({"b": "2", "a": "1"}) == "a=1&b=2"
+    long = filter_key({"search": "x" * 500})
+    assert len(long) < 64
+    assert long == filter_key({"search": "x" * 500})
