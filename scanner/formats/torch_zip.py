@@ -30,7 +30,7 @@ from modelscan.errors import (
 )
 from modelscan.records import PickleSafety
 from modelscan.scanner.formats import pickle_safe
-from modelscan.scanner.formats.torch_legacy import (
+from modelscan.scanner.formats.torch_pickle import (
     TensorRef,
     named_tensors,
     tensor_span,
