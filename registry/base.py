@@ -339,6 +339,10 @@ class _Loop:
         """
         try:
             page = self.host.fetch_page(cursor, limit=remaining)
+            if cursor is not None and page.next_cursor == cursor:  # a loop forever
+                raise UnexpectedResponse(
+                    self.host.name, cursor, None, "the next page is this page again"
+                )
         except UnexpectedResponse as exc:  # a list page we cannot read stops the run
             self._error(f"page {cursor or '(first)'}", exc)
             raise

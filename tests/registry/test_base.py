@@ -205,3 +205,23 @@ def test_filter_key_is_short_and_stable() -> None:
     long = filter_key({"search": "x" * 500})
     assert len(long) < 64
     assert long == filter_key({"search": "x" * 500})
+
+
+def test_a_next_cursor_pointing_at_the_same_page_stops_the_run(
+    fake_host: FakeHost, store: FakeStore
+) -> None:
+    """A host answering the same cursor again cannot make the crawl loop forever."""
+    from modelscan.errors import UnexpectedResponse
+    from modelscan.registry.base import Page
+
+    original = fake_host.fetch_page
+
+    def stuck(cursor: str | None, *, limit: int | None = None) -> Page:
+        page = original(cursor, limit=limit)
+        return Page(page.payload, cursor or page.next_cursor, cursor)
+
+    fake_host.fetch_page = stuck  # type: ignore[method-assign]
+    with pytest.raises(UnexpectedResponse, match="this page again"):
+        crawl(fake_host, store)
+    assert fake_host.fetched == [0, 1]
+    assert store.errors[-1][2] == "page 1"
