@@ -37,9 +37,9 @@ def cli(verbose: int) -> None:
 
 
 def _register() -> None:
-    from modelscan.cli import crawl_cmd, fingerprint_cmd, index_cmd
+    from modelscan.cli import crawl_cmd, fingerprint_cmd, index_cmd, lineage_cmd
 
-    for module in (fingerprint_cmd, index_cmd, crawl_cmd):
+    for module in (fingerprint_cmd, index_cmd, crawl_cmd, lineage_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
