@@ -48,7 +48,8 @@ def huggingface(src: Path) -> None:
     for name, repo in [
         ("HuggingFaceH4_zephyr-7b-beta.200.json", "HuggingFaceH4/zephyr-7b-beta"),
         ("deepset_roberta-base-squad2.200.json", "deepset/roberta-base-squad2"),
-        ("meta-llama_Llama-3.1-8B-Instruct.200.json", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("meta-llama_Llama-3.1-8B-Instruct.200.json",
+         "meta-llama/Llama-3.1-8B-Instruct"),
         ("mcpotato_42-eicar-street.revision-8b3861f.blobs-true.200.json",
          "mcpotato/42-eicar-street"),
         ("HuggingFaceH4_zephyr-orpo-141b-A35b-v0.1.200.json",
@@ -119,7 +120,8 @@ def huggingface(src: Path) -> None:
         "disabled": False, "library_name": "peft", "downloads": 3, "likes": 0,
         "tags": ["peft", "safetensors", "base_model:HuggingFaceH4/zephyr-7b-beta",
                  "base_model:adapter:HuggingFaceH4/zephyr-7b-beta", "license:mit"],
-        "cardData": {"base_model": "HuggingFaceH4/zephyr-7b-beta", "library_name": "peft"},
+        "cardData": {"base_model": "HuggingFaceH4/zephyr-7b-beta",
+                     "library_name": "peft"},
         "siblings": [{"rfilename": ".gitattributes"}, {"rfilename": "README.md"},
                      {"rfilename": "adapter_config.json"},
                      {"rfilename": "adapter_model.safetensors"}],
@@ -135,7 +137,8 @@ def huggingface(src: Path) -> None:
         },
     )
     # REAL tree listing (values transcribed by huggingface.js tests), for parse tests.
-    tree = json.loads((src / "hfhub_tree__bert-base-uncased.rev-dd4bc8b.expand-true.200.json")
+    tree_name = "hfhub_tree__bert-base-uncased.rev-dd4bc8b.expand-true.200.json"
+    tree = json.loads((src / tree_name)
                       .read_text())  # fmt: skip
     write(
         f"{models}/bert-base-uncased/tree/dd4bc8b21efa05ec961e3efc4ee5e3832a3679c7.json",
@@ -156,7 +159,8 @@ def trim_civitai_model(item: dict[str, Any], versions: int = 3) -> dict[str, Any
 
 def civitai(src: Path) -> None:
     page1 = json.loads(
-        (src / "civitai_v1_models.limit-10.sort-HighestRated.types-Checkpoint.real-2024-05.json")
+        (src / ("civitai_v1_models.limit-10.sort-HighestRated.types-Checkpoint"
+                ".real-2024-05.json"))
         .read_text())  # fmt: skip
     first = {"items": [trim_civitai_model(i) for i in page1["items"][:4]],
              "metadata": page1["metadata"]}  # fmt: skip
@@ -240,7 +244,8 @@ def replicate(src: Path) -> None:
         "tomasmcm/llamaguard-7b",
         "meta/meta-llama-guard-2-8b",
     }
-    sdxl = json.loads((src / "replicate_models-get__1__GET_v1_models_stability-ai_sdxl.200.json")
+    sdxl = json.loads((src / "replicate_models-get__1__GET_v1_models_stability-ai_sdxl"
+                               ".200.json")
                       .read_text())  # fmt: skip
     # DERIVED page: search results and one model record made into the last list page.
     second = {
@@ -255,7 +260,8 @@ def replicate(src: Path) -> None:
     }
     write(f"replicate/v1/models,cursor={cursor}.json", second)
     versions = json.loads(
-        (src / "replicate_models-versions-list__1__GET_v1_models_stability-ai_sdxl_versions.200.json")
+        (src / ("replicate_models-versions-list__1__GET_v1_models_stability-ai_sdxl"
+                "_versions.200.json"))
         .read_text())  # fmt: skip
     versions["results"] = [{k: v for k, v in r.items() if k != "openapi_schema"}
                            for r in versions["results"]]  # fmt: skip
