@@ -41,6 +41,7 @@ from modelscan.db.fileops import (
 from modelscan.db.lineage import save_declared_lineage
 from modelscan.db.tables import FILES, REPOS, VERSIONS
 from modelscan.db.upsert import upsert
+from modelscan.errors import StoreError
 from modelscan.records import Listing, RemoteFile
 
 NOT_LIVE = frozenset(
@@ -111,7 +112,10 @@ def save_page(
     """Upsert a page of listings with their events, then save the cursor."""
     crawl.heartbeat(conn, run_id, host)
     crawl.ensure_host(conn, host, seen_at)
-    repos = _merge([x for x in listings if x.host == host] if listings else [])
+    strays = sorted({x.host for x in listings} - {host})
+    if strays:
+        raise StoreError(f"a page of {host} holds listings of {', '.join(strays)}")
+    repos = _merge(listings)
     before = _load_repos(conn, host, [r.listing.host_id for r in repos])
     ids = _upsert_repos(conn, host, repos, before, seen_at)
     versions = _upsert_versions(conn, repos, ids, seen_at)
@@ -289,6 +293,17 @@ def known_revisions(
     return {
         k: v["revision"] for k, v in _load_repos(conn, host, list(host_ids)).items()
     }
+
+
+def unseen_since(conn: Connection, host: str, since: datetime) -> list[str]:
+    """Return host ids of live repos of ``host`` not seen since ``since``."""
+    stmt = (
+        select(REPOS.c.host_id)
+        .where(REPOS.c.host == host, REPOS.c.last_seen < since)
+        .where(REPOS.c.gone_at.is_(None), REPOS.c.status.not_in(sorted(NOT_LIVE)))
+        .order_by(REPOS.c.host_id)
+    )
+    return list(conn.execute(stmt).scalars())
 
 
 def mark_gone(

@@ -268,6 +268,11 @@ class Store:
             )
         )
 
+    def unseen_since(self, host: str, since: datetime) -> list[str]:
+        """Return host ids of live repos not seen since ``since`` (the gone sweep)."""
+        when = _aware(since)
+        return self._read(lambda c: pages.unseen_since(c, host, when))
+
     def record_error(self, run_id: int, host: str, item: str, message: str) -> None:
         """Record one item a crawl could not process."""
         self._write(lambda c: crawl.record_error(c, run_id, host, item, message))

@@ -95,12 +95,10 @@ class UtcDateTime(TypeDecorator[datetime]):
                 return None
             if value.tzinfo is None:
                 raise ValueError(f"naive datetime {value!r}: pass an aware UTC time")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
             # SQLAlchemy's SQLite DATETIME text format, read back by its parser
-            return (
-                value.astimezone(UTC)
-                .replace(tzinfo=None)
-                .isoformat(" ", "microseconds")
-            )
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process
 
@@ -135,6 +133,7 @@ class RepoRow(Base):
     __table_args__ = (
         UniqueConstraint("host", "host_id"),
         Index("ix_repos_host_owner", "host", "owner"),
+        Index("ix_repos_host_last_seen", "host", "last_seen"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -63,7 +63,8 @@ def where(target: str, db: str | None, as_json: bool) -> None:
 
     HASH_OR_FILE is a sha256, autov1, autov2, autov3, blake3 or CRC32 in any case
     (Civitai's spellings included, optionally prefixed with the kind, e.g.
-    autov2:8ACE1E2C5D), or the path of a local file, which is fingerprinted first.
+    autov2:8ACE1E2C5D), or the path of a local file, which is fingerprinted first
+    (any file: one that is no model is looked up by its file hashes).
     Exact copies come first, then files with the same tensors (content_id), then
     the same weights under other names (weights_id). Exit status 1: none known.
 
@@ -80,7 +81,7 @@ def where(target: str, db: str | None, as_json: bool) -> None:
         if os.path.isfile(target):
             from modelscan.scanner.fingerprint import fingerprint
 
-            matches = store.find_fingerprint(fingerprint(target))
+            matches = store.find_fingerprint(fingerprint(target, any_file=True))
         else:
             matches = store.find(target)
     finally:

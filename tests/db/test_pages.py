@@ -242,6 +242,17 @@ def test_declared_parents_resolve_when_the_parent_arrives(
     assert [tuple(r) for r in rows] == [("SD 1.5", None), ("civitai:8", "8")]
 
 
+def test_unseen_since_lists_live_repos_a_pass_missed(store: Store, run: int) -> None:
+    """Repos not seen since a pass began are candidates for the gone sweep."""
+    t1 = T0 + timedelta(days=1)
+    page = [listing("1", ()), listing("2", ()), listing("3", ())]
+    store.save_page(run, "civitai", page, next_cursor=None, seen_at=T0)
+    store.save_page(run, "civitai", [listing("2", ())], next_cursor=None, seen_at=t1)
+    store.mark_gone("civitai", "3", at=t1)
+    assert store.unseen_since("civitai", t1) == ["1"]
+    assert store.unseen_since("huggingface", t1) == []
+
+
 def test_second_crawl_of_a_host_is_refused(store: Store, run: int) -> None:
     """start_run refuses while a live crawl holds the host's lock, then allows."""
     with pytest.raises(StoreError, match="another crawl of civitai is running since"):
@@ -282,6 +293,24 @@ def test_lock_of_a_dead_process_is_taken_over(store: Store, run: int) -> None:
         write=True,
     )
     assert store.start_run("civitai", params={}) > run
+
+
+def test_listing_of_another_host_is_refused(store: Store, run: int) -> None:
+    """A page mixing hosts is a caller bug: refused, nothing written."""
+    stray = Listing(
+        host="huggingface",
+        host_id="x/y",
+        name="y",
+        owner="x",
+        url="u",
+        revision="r",
+        updated_at=None,
+    )
+    with pytest.raises(
+        StoreError, match="a page of civitai holds listings of huggingface"
+    ):
+        store.save_page(run, "civitai", [stray], next_cursor="c", seen_at=T0)
+    assert store.load_cursor("civitai") is None
 
 
 def test_errors_are_recorded_and_counted(store: Store, run: int) -> None:

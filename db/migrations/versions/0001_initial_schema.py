@@ -101,6 +101,9 @@ def _create_catalog_tables() -> None:
     )
     with op.batch_alter_table("repos") as batch:
         batch.create_index("ix_repos_host_owner", ["host", "owner"], unique=False)
+        batch.create_index(
+            "ix_repos_host_last_seen", ["host", "last_seen"], unique=False
+        )
     op.create_table(
         "versions",
         sa.Column("id", sa.Integer(), nullable=False),
