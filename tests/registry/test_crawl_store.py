@@ -92,12 +92,11 @@ def test_huggingface_crawl_and_recrawl_fill_the_index(
     assert gguf == [("live",)]
 
 
-@pytest.mark.xfail(not issubclass(Store, SweepStore), strict=True,
-                   reason="Store.unseen_since is not in db/ yet")  # fmt: skip
 def test_vanished_repos_are_marked_gone_and_renamed_in_the_index(
     server: ReplayServer, real_store: Store
 ) -> None:
     """After a complete pass the repos it did not list are checked: 404 and 307."""
+    assert isinstance(real_store, SweepStore)
     hf = HuggingFaceHost(client("huggingface"), server.base("huggingface"))
     crawl(hf, real_store)
     server.visit = 1
