@@ -36,11 +36,25 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _keep_example_lines(command: click.Command) -> None:
+    """Turn a literal ``\\b`` line (raw docstrings) into click's no-rewrap marker.
+
+    Docstrings are raw strings (ruff D301), where ``\\b`` stays two characters;
+    click only keeps a paragraph's lines as written after a real backspace.
+    """
+    if command.help:
+        command.help = command.help.replace("\\b\n", "\b\n")
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _keep_example_lines(sub)
+
+
 def _register() -> None:
     from modelscan.cli import crawl_cmd, fingerprint_cmd, index_cmd, lineage_cmd
 
     for module in (fingerprint_cmd, index_cmd, crawl_cmd, lineage_cmd):
         for command in module.COMMANDS:
+            _keep_example_lines(command)
             cli.add_command(command)
 
 

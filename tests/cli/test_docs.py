@@ -27,3 +27,16 @@ def test_command_has_help_and_readme_entry(name: str, command: click.Command) ->
     assert command.help
     assert command.help.strip()
     assert f"modelscan {name}" in README
+
+
+@pytest.mark.parametrize(("name", "command"), _commands(cli))
+def test_help_keeps_example_lines(name: str, command: click.Command) -> None:
+    """`--help` shows each Example line as written, with no stray '\\b'."""
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli, [*name.split(), "--help"])
+    assert result.exit_code == 0
+    assert "\\b" not in result.output
+    assert "Example:\n" in result.output
+    example = result.output.split("Example:\n", 1)[1]
+    assert example.splitlines()[0].strip().startswith("modelscan ")
