@@ -191,3 +191,44 @@ def test_db_unlock_frees_a_dead_crawls_lock(db_url: str) -> None:
         )
     finally:
         store.close()
+
+
+def test_where_names_host_repo_version_and_since(db_url: str) -> None:
+    """A crawled copy that went gone prints its host, repo@version, path and date."""
+    from datetime import UTC, datetime
+
+    from modelscan.records import Listing, RemoteFile
+
+    sha = "ab" * 32
+    at = datetime(2025, 6, 1, tzinfo=UTC)
+    store = open_store(db_url)
+    try:
+        run_id = store.start_run("civitai", params={})
+        files = (RemoteFile("lora.safetensors", 10, sha, "https://civitai.com/d/1"),)
+        page = [
+            Listing(
+                host="civitai",
+                host_id="55",
+                name="x",
+                owner="carol",
+                url="u",
+                revision="128713",
+                updated_at=at,
+                files=files,
+            )
+        ]
+        store.save_page(run_id, "civitai", page, next_cursor=None, seen_at=at)
+        store.mark_gone(
+            "civitai", "55", at=datetime(2025, 7, 2, tzinfo=UTC), status="taken_down"
+        )
+    finally:
+        store.close()
+    result = run("where", sha[:10].upper(), "--db", db_url)
+    assert result.stdout.split() == [
+        "autov2",
+        "taken_down",
+        "since",
+        "2025-07-02",
+        "civitai:55@128713",
+        "lora.safetensors",
+    ]

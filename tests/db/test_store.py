@@ -77,6 +77,20 @@ def test_saving_again_is_idempotent(store: Store, make_fp: MakeFp) -> None:
     assert (m.first_seen, m.last_seen) == (t0, t0 + timedelta(days=3))
 
 
+def test_timestamps_come_back_as_the_same_instant_in_utc(
+    store: Store, make_fp: MakeFp
+) -> None:
+    """A time given in another zone is stored and returned as the same UTC instant."""
+    from zoneinfo import ZoneInfo
+
+    fp = make_fp(seed=18)
+    local = datetime(2024, 6, 1, 9, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    store.save_fingerprint(fp, location=fp.path, seen_at=local)
+    (m,) = store.find(fp.sha256)
+    assert m.first_seen == local
+    assert m.first_seen.utcoffset() == timedelta(0)
+
+
 def test_tensors_and_claims_are_stored(store: Store, make_fp: MakeFp) -> None:
     """Tensors keep name, shape, digest and sketch bytes; embedded claims are rows."""
     claimed = "a" * 64
