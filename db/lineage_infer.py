@@ -556,6 +556,8 @@ def _similarity_edges(
         if b.sha256 in holdings.origin and signature.get(b.id) and sketches.get(b.id)
     ]
     members.sort(key=lambda b: holdings.order(b.sha256, b.id))
+    everyone = {b.sha256 for b in members}
+    members = _first_of_each_family(members)  # later ones are conversions of it
     rows: list[dict[str, Any]] = []
     for i, child in enumerate(members):
         olds = [
@@ -580,9 +582,21 @@ def _similarity_edges(
                 evidence,
             )
         )
-    return {b.sha256 for b in members}, [
-        r for r in rows if r["child_repo_id"] != r["parent_repo_id"]
-    ]
+    return everyone, [r for r in rows if r["child_repo_id"] != r["parent_repo_id"]]
+
+
+def _first_of_each_family(members: Sequence[BlobInfo]) -> list[BlobInfo]:
+    """Keep, in order, only the first blob of each content_id/weights_id family."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for b in members:
+        keys = {
+            (kind, v) for kind, v in (("c", b.content_id), ("w", b.weights_id)) if v
+        }
+        if not keys & seen:
+            out.append(b)
+        seen |= keys
+    return out
 
 
 def _same_weights(a: BlobInfo, b: BlobInfo) -> bool:

@@ -44,6 +44,11 @@ class Origin:
     repo_id: int
     first_seen: datetime
     file_id: int
+    downloads: int = 0
+
+    def key(self) -> tuple[datetime, int, int]:
+        """Earlier first; within one crawl, the more downloaded upload first."""
+        return (self.first_seen, -self.downloads, self.file_id)
 
 
 @dataclass
@@ -53,10 +58,9 @@ class Holdings:
     origin: dict[str, Origin] = field(default_factory=dict)
     repos: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
-    def order(self, sha: str, blob_id: int) -> tuple[datetime, int, int]:
-        """Sort key: first seen, then first inserted."""
-        o = self.origin[sha]
-        return (o.first_seen, o.file_id, blob_id)
+    def order(self, sha: str, blob_id: int) -> tuple[datetime, int, int, int]:
+        """Sort key of blobs: the one first uploaded first (see :meth:`Origin.key`)."""
+        return (*self.origin[sha].key(), blob_id)
 
 
 def load_holdings(conn: Connection, shas: Iterable[str]) -> Holdings:
@@ -64,15 +68,22 @@ def load_holdings(conn: Connection, shas: Iterable[str]) -> Holdings:
     out = Holdings()
     for part in chunks(sorted(set(shas))):
         stmt = (
-            select(FILES.c.sha256, FILES.c.repo_id, FILES.c.first_seen, FILES.c.id)
+            select(
+                FILES.c.sha256,
+                FILES.c.repo_id,
+                FILES.c.first_seen,
+                FILES.c.id,
+                REPOS.c.downloads,
+            )
             .join(REPOS, REPOS.c.id == FILES.c.repo_id)
             .where(FILES.c.sha256.in_(part), REPOS.c.host != LOCAL_HOST)
         )
         for r in conn.execute(stmt):
             out.repos[r.sha256].add(r.repo_id)
+            found = Origin(r.repo_id, r.first_seen, r.id, r.downloads or 0)
             seen = out.origin.get(r.sha256)
-            if seen is None or (r.first_seen, r.id) < (seen.first_seen, seen.file_id):
-                out.origin[r.sha256] = Origin(r.repo_id, r.first_seen, r.id)
+            if seen is None or found.key() < seen.key():
+                out.origin[r.sha256] = found
     return out
 
 

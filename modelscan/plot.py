@@ -65,7 +65,7 @@ def plot_live_copies(
         locator = AutoDateLocator(tz=first.tzinfo)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-        ax.legend(loc="upper left")
+        ax.legend(loc="best")
     else:
         ax.text(
             0.5,

@@ -1,0 +1,211 @@
+"""Spread measures on a real index, in Python and as SQL views, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from lineage_world import DAY, T0, World, build, civitai, hf, remote, save, write_files
+from sqlalchemy import text
+
+from modelscan.db.lineage_graph import resolve_subject
+from modelscan.db.lineage_infer import link
+from modelscan.db.query import run_sql
+from modelscan.db.spread import JSON_KEYS, spread, top
+from modelscan.db.store import Store
+from modelscan.errors import StoreError
+from modelscan.records import Fingerprint, LineageRef
+
+# Downloads the world's listings report for the repos holding base's weights.
+DOWNLOADS = {"org/base": 1000, "mirror/base": 10, "conv/base-bin": 5, "civitai:101": 50}
+
+
+@pytest.fixture(scope="module")
+def fps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Fingerprint]:
+    """The world's files, written and fingerprinted once per module."""
+    return write_files(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture
+def world(store: Store, fps: dict[str, Fingerprint]) -> World:
+    """The world in a fresh index, linked."""
+    w = build(store, fps)
+    link(store)
+    return w
+
+
+def measure(
+    store: Store, subject: str, *, descendants: bool = False
+) -> dict[str, object]:
+    """The JSON measures of ``subject``."""
+    subj = store.execute(lambda c: resolve_subject(c, subject))
+    return store.execute(lambda c: spread(c, subj, descendants=descendants)).to_json()  # type: ignore[no-any-return]
+
+
+def test_spread_of_a_repo(store: Store, world: World) -> None:
+    """Copies, derivatives, accounts, downloads, history, takedown cost and survival."""
+    got = measure(store, "hf:org/base")
+    assert tuple(got) == JSON_KEYS
+    assert got == {
+        "exact_copies": 3,  # org/base, mirror/base, civitai:101
+        "live_copies": 3,  # civitai:101 was taken down; conv/base-bin is live
+        "content_copies": 1,  # conv/base-bin: the torch.save of the same tensors
+        "derivatives": {"adapter": 1, "finetune": 2, "quantized": 1},
+        "hosts": 2,
+        "owners": 4,  # org, mirror, conv on the Hub; bob on Civitai
+        "downloads": sum(DOWNLOADS.values()),
+        "first_seen_per_host": {
+            "huggingface": T0.isoformat(),
+            "civitai": (T0 + 40 * DAY).isoformat(),
+        },
+        "added_per_30_days": [
+            {"start": T0.isoformat(), "added": 3},
+            {"start": (T0 + 30 * DAY).isoformat(), "added": 1},
+        ],
+        "takedown_cost": 3,  # org, mirror, conv still hold a live copy
+        "survival": {"gone": 1, "survived": 1, "rate": 1.0},
+    }
+
+
+def test_spread_of_a_hash_equals_spread_of_its_repo(store: Store, world: World) -> None:
+    """The sha256, its AutoV2 and the repo that holds it measure the same weights."""
+    by_repo = measure(store, "hf:org/base")
+    fp = world.fps["base"]
+    assert measure(store, fp.sha256) == by_repo
+    assert measure(store, fp.autov2.upper()) == by_repo
+
+
+def test_spread_with_descendants_counts_their_copies(
+    store: Store, world: World
+) -> None:
+    """--descendants adds every derivative's copies to live copies and takedown cost."""
+    got = measure(store, "hf:org/base", descendants=True)
+    # tuner/ft, liar/ft2, civitai:202 (carol's LoRA) hold files; q/base-gguf is a repo
+    assert got["live_copies"] == 3 + 4
+    assert got["takedown_cost"] == 3 + 4
+    assert got["derivatives"] == {"adapter": 1, "finetune": 2, "quantized": 1}
+
+
+def test_timeline_steps_per_host(store: Store, world: World) -> None:
+    """Live copies per host change exactly when copies appear and go."""
+    subj = store.execute(lambda c: resolve_subject(c, "hf:org/base"))
+    timeline = store.execute(lambda c: spread(c, subj)).timeline()
+    assert timeline == {
+        "civitai": [(T0 + 40 * DAY, 1), (T0 + 60 * DAY, 0)],
+        "huggingface": [(T0, 1), (T0 + 10 * DAY, 2), (T0 + 20 * DAY, 3)],
+    }
+
+
+def test_survival_needs_a_live_copy_elsewhere_at_that_moment(
+    store: Store, fps: dict[str, Fingerprint]
+) -> None:
+    """A copy that went after every other one did counts as not survived."""
+    fp = fps["other"]
+    files = (remote(fp, "m.safetensors", "u"),)
+    save(store, "civitai", [civitai(1, "a", files), civitai(2, "b", files)], T0)
+    save(store, "civitai", [civitai(1, "a", files, status="taken_down")], T0 + DAY)
+    save(store, "civitai", [civitai(2, "b", files, status="taken_down")], T0 + 2 * DAY)
+    got = measure(store, fp.sha256)
+    assert got["survival"] == {"gone": 2, "survived": 1, "rate": 0.5}
+    assert (got["live_copies"], got["takedown_cost"]) == (0, 0)
+    rows = store.execute(
+        lambda c: c.execute(
+            text("SELECT host_id, survived FROM spread_survival ORDER BY host_id")
+        ).all()
+    )
+    assert [tuple(r) for r in rows] == [("1", 1), ("2", 0)]
+
+
+def test_views_agree_with_the_library(store: Store, world: World) -> None:
+    """spread_copies and spread_hosts give the same figures as `modelscan spread`."""
+    got = measure(store, "hf:org/base")
+    family = world.fps["base"].weights_id
+    row = store.execute(
+        lambda c: c.execute(
+            text("SELECT * FROM spread_copies WHERE family = :f"), {"f": family}
+        ).one()
+    )
+    assert row.copies == got["exact_copies"] + got["content_copies"]
+    assert (
+        row.live_copies,
+        row.hosts,
+        row.owners,
+        row.takedown_cost,
+        row.downloads,
+    ) == (
+        got["live_copies"],
+        got["hosts"],
+        got["owners"],
+        got["takedown_cost"],
+        got["downloads"],
+    )
+    assert (row.gone_copies, row.survived) == (1, 1)
+    hosts = store.execute(
+        lambda c: c.execute(
+            text(
+                "SELECT host, live_copies, takedown_cost FROM spread_hosts "
+                "WHERE family = :f ORDER BY host"
+            ),
+            {"f": family},
+        ).all()
+    )
+    assert [tuple(r) for r in hosts] == [("civitai", 0, 0), ("huggingface", 3, 3)]
+
+
+def test_views_answer_through_modelscan_sql(
+    store: Store, world: World, db_url: str
+) -> None:
+    """The views run on the read-only connection `modelscan sql` uses."""
+    result = run_sql(
+        db_url,
+        "SELECT relation, children FROM spread_derivatives "
+        "WHERE host_id = 'org/base' ORDER BY relation",
+    )
+    assert [tuple(r) for r in result.rows] == [
+        ("adapter", 1),
+        ("conversion", 1),
+        ("finetune", 2),
+        ("quantized", 1),
+    ]
+    result = run_sql(
+        db_url,
+        "SELECT child, parent, relation, source FROM lineage_edges "
+        "WHERE child = 'tuner/ft' ORDER BY source",
+    )
+    assert [tuple(r) for r in result.rows] == [
+        ("tuner/ft", "org/base", "finetune", "declared-card"),
+        ("tuner/ft", "org/base", "finetune", "weight-similarity"),
+    ]
+
+
+def test_top_ranks_families(store: Store, world: World) -> None:
+    """--top ranks weights families; each is named by the repo it was first seen in."""
+    rows = store.execute(lambda c: top(c, 2, by="takedown-cost"))
+    assert [(r.label, r.takedown_cost, r.live_copies) for r in rows][0] == (
+        "hf:org/base",
+        3,
+        3,
+    )
+    assert rows[0].sha256 == world.fps["base"].sha256
+    assert rows[1].takedown_cost == 1
+    with pytest.raises(StoreError, match="cannot rank by 'stars'"):
+        store.execute(lambda c: top(c, 2, by="stars"))
+
+
+def test_a_declared_parent_not_crawled_has_derivatives(store: Store) -> None:
+    """A base known only from cards that name it still counts its derivatives."""
+    ref = LineageRef("hf:big/base", "adapter", "declared-tag")
+    save(
+        store,
+        "huggingface",
+        [hf("a/lora", declares=(ref,)), hf("b/lora", declares=(ref,))],
+        T0,
+    )
+    got = measure(store, "hf:big/base")
+    assert (got["derivatives"], got["exact_copies"], got["takedown_cost"]) == (
+        {"adapter": 2},
+        0,
+        0,
+    )
+    with pytest.raises(
+        StoreError, match="nothing in the index holds or derives from it"
+    ):
+        measure(store, "hf:nobody/knows")
