@@ -180,7 +180,9 @@ def spread(conn: Connection, subject: Subject, *, descendants: bool = False) -> 
         StoreError: the index knows nothing of the subject.
     """
     exact = set(subject.sha256s)
-    content = _same_weights(conn, exact) - exact
+    fp = subject.fingerprint  # a local file: its ids even if the index lacks it
+    ids = (fp.content_id, fp.weights_id) if fp else (None, None)
+    content = _same_weights(conn, exact, *ids) - exact
     copies = _copies(conn, exact, "exact") + _copies(conn, content, "content")
     holders = {c.repo_id for c in copies} | set(subject.repo_ids)
     found = _derivatives(conn, holders, exact | content, subject.refs, descendants)
@@ -198,10 +200,10 @@ def spread(conn: Connection, subject: Subject, *, descendants: bool = False) -> 
     return Spread(subject, tuple(copies), dict(derivatives), descendants)
 
 
-def _same_weights(conn: Connection, shas: set[str]) -> set[str]:
-    if not shas:
-        return set()
-    cids, wids = set(), set()
+def _same_weights(
+    conn: Connection, shas: set[str], cid: str | None = None, wid: str | None = None
+) -> set[str]:
+    cids, wids = {cid}, {wid}
     for part in chunks(sorted(shas)):
         stmt = select(BLOBS.c.content_id, BLOBS.c.weights_id).where(
             BLOBS.c.sha256.in_(part)

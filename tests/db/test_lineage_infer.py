@@ -319,6 +319,43 @@ def test_lineage_of_a_ref_not_crawled_shows_who_declares_it(
     ]
 
 
+def test_gguf_base_model_claim_links_to_the_named_repo(
+    store: Store, world: World, tmp_path: Path
+) -> None:
+    """A GGUF naming its base in general.base_model.* gets a declared-file edge."""
+    import gguf
+
+    path = tmp_path / "tuned.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_uint32("general.base_model.count", 1)
+    writer.add_string("general.base_model.0.name", "Base")
+    writer.add_string(
+        "general.base_model.0.repo_url", "https://huggingface.co/org/base"
+    )
+    rng = np.random.default_rng(8)
+    writer.add_tensor(
+        "blk.0.attn_q.weight", rng.standard_normal((64, 64)).astype(np.float32)
+    )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    fp = fingerprint(path)
+    assert {c.key for c in fp.claims} == {
+        "general.base_model.0.name",
+        "general.base_model.0.repo_url",
+    }
+    store.save_fingerprint(fp, location=str(path), seen_at=T0)
+    save(
+        store,
+        "huggingface",
+        [hf("gg/tuned", (remote(fp, "tuned.gguf", "u"),))],
+        T0 + 70 * DAY,
+    )
+    link(store)
+    assert ("gg/tuned", "org/base", "finetune", "declared-file") in edges(store)
+
+
 # --- the similarity measure itself ----------------------------------------------------
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from lineage_world import DAY, T0, World, build, civitai, hf, remote, save, write_files
+from safetensors.numpy import load_file, save_file
 from sqlalchemy import text
 
 from modelscan.db.lineage_graph import resolve_subject
@@ -13,6 +16,7 @@ from modelscan.db.spread import JSON_KEYS, spread, top
 from modelscan.db.store import Store
 from modelscan.errors import StoreError
 from modelscan.records import Fingerprint, LineageRef
+from modelscan.scanner.fingerprint import fingerprint
 
 # Downloads the world's listings report for the repos holding base's weights.
 DOWNLOADS = {"org/base": 1000, "mirror/base": 10, "conv/base-bin": 5, "civitai:101": 50}
@@ -82,6 +86,20 @@ def test_spread_with_descendants_counts_their_copies(
     assert got["live_copies"] == 3 + 4
     assert got["takedown_cost"] == 3 + 4
     assert got["derivatives"] == {"adapter": 1, "finetune": 2, "quantized": 1}
+
+
+def test_spread_of_a_local_file_not_in_the_index(
+    store: Store, world: World, tmp_path: Path
+) -> None:
+    """A local re-save of the weights (other bytes) measures the copies of them."""
+    path = tmp_path / "resaved.safetensors"
+    save_file(load_file(world.fps["base"].path), str(path), metadata={"note": "mine"})
+    fp = fingerprint(path)
+    assert fp.sha256 != world.fps["base"].sha256
+    subj = store.execute(lambda c: resolve_subject(c, str(path), fp=fp))
+    got = store.execute(lambda c: spread(c, subj)).to_json()
+    counts = ("exact_copies", "content_copies", "live_copies", "takedown_cost")
+    assert tuple(got[k] for k in counts) == (0, 4, 3, 3)
 
 
 def test_timeline_steps_per_host(store: Store, world: World) -> None:
