@@ -203,21 +203,21 @@ def spread(conn: Connection, subject: Subject, *, descendants: bool = False) -> 
 def _same_weights(
     conn: Connection, shas: set[str], cid: str | None = None, wid: str | None = None
 ) -> set[str]:
-    cids, wids = {cid}, {wid}
+    """Return ``shas`` and every blob with one of their content_ids or weights_ids."""
+    ids: dict[str, set[str | None]] = {"content_id": {cid}, "weights_id": {wid}}
     for part in chunks(sorted(shas)):
         stmt = select(BLOBS.c.content_id, BLOBS.c.weights_id).where(
             BLOBS.c.sha256.in_(part)
         )
-        for cid, wid in conn.execute(stmt):
-            cids.add(cid)
-            wids.add(wid)
+        for row in conn.execute(stmt):
+            ids["content_id"].add(row.content_id)
+            ids["weights_id"].add(row.weights_id)
     out = set(shas)
-    for col, ids in ((BLOBS.c.content_id, cids), (BLOBS.c.weights_id, wids)):
-        ids.discard(None)
-        for part in chunks(sorted(ids)):
-            out.update(
-                s for (s,) in conn.execute(select(BLOBS.c.sha256).where(col.in_(part)))
-            )
+    for name, values in ids.items():
+        known = sorted(v for v in values if v is not None)
+        for id_part in chunks(known):
+            stmt = select(BLOBS.c.sha256).where(BLOBS.c[name].in_(id_part))
+            out.update(s for (s,) in conn.execute(stmt))
     return out
 
 
