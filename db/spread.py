@@ -216,8 +216,8 @@ def _same_weights(
     for name, values in ids.items():
         known = sorted(v for v in values if v is not None)
         for id_part in chunks(known):
-            stmt = select(BLOBS.c.sha256).where(BLOBS.c[name].in_(id_part))
-            out.update(s for (s,) in conn.execute(stmt))
+            members = select(BLOBS.c.sha256).where(BLOBS.c[name].in_(id_part))
+            out.update(s for (s,) in conn.execute(members))
     return out
 
 
