@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,19 +207,25 @@ def load_sketches(
     return out
 
 
-def _shape_group(conn: Connection, blob: BlobInfo) -> list[BlobInfo]:
-    """Fingerprinted blobs with the same parameter count, earliest first (capped)."""
-    if blob.parameter_count is None:
-        return []
-    stmt = (
-        _blob_query()
-        .where(
-            BLOBS.c.parameter_count == blob.parameter_count, BLOBS.c.tensor_count > 0
+def _shape_groups(conn: Connection, counts: Iterable[int]) -> list[BlobInfo]:
+    """Fingerprinted blobs with these parameter counts, the first few per count."""
+    out: list[BlobInfo] = []
+    for part in chunks(sorted(set(counts))):
+        stmt = (
+            _blob_query()
+            .where(BLOBS.c.parameter_count.in_(part), BLOBS.c.tensor_count > 0)
+            .order_by(BLOBS.c.first_seen, BLOBS.c.id)
         )
-        .order_by(BLOBS.c.first_seen, BLOBS.c.id)
-        .limit(MAX_GROUP)
-    )
-    return [BlobInfo(*r) for r in conn.execute(stmt)]
+        taken: Counter[int] = Counter()
+        for r in conn.execute(stmt):
+            info = BlobInfo(*r)
+            if (
+                info.parameter_count is not None
+                and taken[info.parameter_count] < MAX_GROUP
+            ):
+                taken[info.parameter_count] += 1
+                out.append(info)
+    return out
 
 
 def _signatures(
@@ -249,8 +255,8 @@ def similarity_edges(
     """
     touched = [b for b in load_blobs(conn, shas).values() if b.parameter_count]
     group: dict[str, BlobInfo] = {b.sha256: b for b in touched}
-    for b in touched:
-        group.update({m.sha256: m for m in _shape_group(conn, b)})
+    counts = [b.parameter_count for b in touched if b.parameter_count]
+    group.update({m.sha256: m for m in _shape_groups(conn, counts)})
     signature = _signatures(conn, [b.id for b in group.values()])
     holdings = load_holdings(conn, group)
     sketches = load_sketches(conn, [b.id for b in group.values()])
