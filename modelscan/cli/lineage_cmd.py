@@ -168,15 +168,16 @@ def _spread_table(s: Spread) -> str:
 
 
 def _top_table(rows: list[TopRow], by: str) -> str:
+    w = max([len("first seen in"), *(len(r.label) for r in rows)])
     head = (
-        f"{'#':>3}  {'first seen in':<40} {'live':>5} {'copies':>6} {'hosts':>5} "
-        f"{'takedown':>8} {'downloads':>10}  sha256"
+        f"{'#':>3}  {'first seen in':<{w}} {'live':>5} {'copies':>6} {'hosts':>5} "
+        f"{'takedown':>8} {'downloads':>12}  sha256"
     )
     lines = [f"top weights families by {by}", head]
     for i, r in enumerate(rows, 1):
         lines.append(
-            f"{i:>3}  {r.label[:40]:<40} {r.live_copies:>5} {r.copies:>6} "
-            f"{r.hosts:>5} {r.takedown_cost:>8} {r.downloads:>10,}  {r.sha256[:12]}"
+            f"{i:>3}  {r.label:<{w}} {r.live_copies:>5} {r.copies:>6} {r.hosts:>5} "
+            f"{r.takedown_cost:>8} {r.downloads:>12,}  {r.sha256[:12]}"
         )
     return "\n".join(lines)
 
