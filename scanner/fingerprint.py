@@ -17,6 +17,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from modelscan.errors import FormatError, TruncatedFile, UnknownFormat, UnreadableFile
@@ -85,6 +86,21 @@ def _open_regular(path: str) -> tuple[int, int]:
     return fd, st.st_size
 
 
+@contextmanager
+def open_reader(path: str | os.PathLike[str]) -> Iterator[FileReader]:
+    """Open a regular file as a :class:`FileReader`; closed on exit.
+
+    Raises:
+        UnreadableFile: missing, a directory, a FIFO, or permission denied.
+    """
+    name = os.fspath(path)
+    fd, size = _open_regular(name)
+    try:
+        yield FileReader(name, fd, size)
+    finally:
+        os.close(fd)
+
+
 def read_layout(reader: FileReader, *, any_file: bool = False) -> Layout:
     """Sniff the format and run its parser (headers only)."""
     head = reader.read_at(0, min(HEAD_BYTES, reader.size))
@@ -139,14 +155,9 @@ def fingerprint(
     Raises:
         FormatError: unreadable, unknown, truncated or malformed file.
     """
-    name = os.fspath(path)
-    fd, size = _open_regular(name)
-    try:
-        reader = FileReader(name, fd, size)
+    with open_reader(path) as reader:
         layout = read_layout(reader, any_file=any_file)
         return _compute(reader, layout, all_hashes=all_hashes, progress=progress)
-    finally:
-        os.close(fd)
 
 
 def _compute(

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from modelscan.errors import TruncatedFile
 from modelscan.records import PickleSafety
 
 # Bytes per element of every unquantized dtype, in safetensors' spelling.
@@ -63,6 +64,36 @@ class RangeReader(Protocol):
     def read_at(self, offset: int, n: int) -> bytes:
         """Return bytes [offset, offset+n); TruncatedFile if the file is shorter."""
         ...
+
+
+class BytesReader:
+    """A :class:`RangeReader` over bytes in memory (a fetched header, a zip member).
+
+    Remembers the furthest byte read in ``max_end``, so tests can check that a
+    parser stayed inside the header.
+    """
+
+    def __init__(self, data: bytes, name: str = "<memory>") -> None:
+        self.data = data
+        self._name = name
+        self.max_end = 0
+
+    @property
+    def size(self) -> int:
+        """Length of the data."""
+        return len(self.data)
+
+    @property
+    def name(self) -> str:
+        """The name given, for messages."""
+        return self._name
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Return exactly ``n`` bytes at ``offset`` or raise TruncatedFile."""
+        if offset < 0 or n < 0 or offset + n > len(self.data):
+            raise TruncatedFile(self._name, f"read of {n} at {offset} past the end")
+        self.max_end = max(self.max_end, offset + n)
+        return self.data[offset : offset + n]
 
 
 @dataclass(frozen=True, slots=True)

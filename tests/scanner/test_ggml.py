@@ -12,30 +12,8 @@ from hypothesis import strategies as st
 
 from modelscan.errors import FormatError, InvalidHeader, TruncatedFile, UnknownFormat
 from modelscan.scanner.formats.ggml import parse_header, read_layout
+from modelscan.scanner.layout import BytesReader
 from modelscan.scanner.sniff import Format, detect_format
-
-
-class BytesReader:
-    """A RangeReader over bytes in memory that remembers how far it was read."""
-
-    def __init__(self, data: bytes, name: str = "mem.bin") -> None:
-        self.data = data
-        self._name = name
-        self.max_end = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        if offset < 0 or n < 0 or offset + n > len(self.data):
-            raise TruncatedFile(self._name, f"read of {n} at {offset} past the end")
-        self.max_end = max(self.max_end, offset + n)
-        return self.data[offset : offset + n]
 
 
 def test_silero_ggml_is_unversioned_ggml(model_files: dict[str, Path]) -> None:

@@ -27,30 +27,7 @@ from modelscan.errors import (
 )
 from modelscan.scanner.formats import gguf as gguf_fmt
 from modelscan.scanner.formats import safetensors as st_fmt
-from modelscan.scanner.layout import Layout
-
-
-class BytesReader:
-    """A RangeReader over bytes in memory that remembers how far it was read."""
-
-    def __init__(self, data: bytes, name: str = "mem.gguf") -> None:
-        self.data = data
-        self._name = name
-        self.max_end = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        if offset < 0 or n < 0 or offset + n > len(self.data):
-            raise TruncatedFile(self._name, f"read of {n} at {offset} past the end")
-        self.max_end = max(self.max_end, offset + n)
-        return self.data[offset : offset + n]
+from modelscan.scanner.layout import BytesReader, Layout
 
 
 class FileReader(BytesReader):

@@ -7,12 +7,11 @@ import argparse
 import ast
 import collections
 import io
-import os
 import pickle
 import struct
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelscan.errors import FormatError, HeaderTooLarge, InvalidHeader, TruncatedFile
-from modelscan.scanner.fingerprint import FileReader
+from modelscan.scanner.fingerprint import open_reader
 from modelscan.scanner.formats import pickle_safe, pickle_vm
 from modelscan.scanner.formats.pickle_safe import (
     Call,
@@ -31,15 +30,6 @@ from modelscan.scanner.formats.pickle_safe import (
 )
 
 FORMATS_DIR = Path(pickle_safe.__file__).parent
-
-
-@contextmanager
-def open_reader(path: Path) -> Iterator[FileReader]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        yield FileReader(str(path), fd, os.fstat(fd).st_size)
-    finally:
-        os.close(fd)
 
 
 def to_python(obj: Any) -> Any:

@@ -23,7 +23,7 @@ from modelscan.scanner.formats.safetensors import (
     parse_header,
     read_layout,
 )
-from modelscan.scanner.layout import Layout
+from modelscan.scanner.layout import BytesReader, Layout
 
 # safetensors' own dtype names for numpy / torch dtypes (what safe_open reports)
 _NP_NAMES = {
@@ -37,29 +37,6 @@ _NP_NAMES = {
     "uint8": "U8",
     "bool": "BOOL",
 }
-
-
-class BytesReader:
-    """A RangeReader over bytes in memory that remembers how far it was read."""
-
-    def __init__(self, data: bytes, name: str = "mem.safetensors") -> None:
-        self.data = data
-        self._name = name
-        self.max_end = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        if offset < 0 or n < 0 or offset + n > len(self.data):
-            raise TruncatedFile(self._name, f"read of {n} at {offset} past the end")
-        self.max_end = max(self.max_end, offset + n)
-        return self.data[offset : offset + n]
 
 
 def _reader(path: Path) -> BytesReader:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import struct
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -16,40 +14,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch_dtypes import DTYPES
 
 from modelscan.errors import FormatError, InvalidHeader, TruncatedFile
-from modelscan.scanner.fingerprint import FileReader
+from modelscan.scanner.fingerprint import open_reader
 from modelscan.scanner.formats import pickle_safe, torch_legacy
 from modelscan.scanner.layout import DTYPE_SIZES, Layout, TensorSpan
-
-DTYPES = {
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.float64: "F64",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-    torch.complex64: "C64",
-    torch.complex128: "C128",
-    torch.uint16: "U16",
-    torch.uint32: "U32",
-    torch.uint64: "U64",
-    torch.float8_e4m3fn: "F8_E4M3",
-    torch.float8_e5m2: "F8_E5M2",
-}
-
-
-@contextmanager
-def open_reader(path: Path) -> Iterator[FileReader]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        yield FileReader(str(path), fd, os.fstat(fd).st_size)
-    finally:
-        os.close(fd)
 
 
 def read(path: Path) -> Layout:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import struct
 import sys
 import tracemalloc
 import types
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,67 +18,17 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch_dtypes import DTYPES
 
 from modelscan.errors import (
     FormatError,
     HeaderTooLarge,
     InvalidHeader,
-    TruncatedFile,
     UnknownFormat,
 )
-from modelscan.scanner.fingerprint import FileReader
+from modelscan.scanner.fingerprint import open_reader
 from modelscan.scanner.formats import torch_zip
-from modelscan.scanner.layout import DTYPE_SIZES, Layout, TensorSpan
-
-DTYPES = {
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.float64: "F64",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-    torch.complex64: "C64",
-    torch.complex128: "C128",
-    torch.uint16: "U16",
-    torch.uint32: "U32",
-    torch.uint64: "U64",
-    torch.float8_e4m3fn: "F8_E4M3",
-    torch.float8_e5m2: "F8_E5M2",
-}
-
-
-class BytesReader:
-    """A RangeReader over bytes in memory."""
-
-    def __init__(self, data: bytes, name: str = "mem.pt") -> None:
-        self.data = data
-        self._name = name
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        if offset < 0 or n < 0 or offset + n > len(self.data):
-            raise TruncatedFile(self._name, f"read of {n} at {offset} past the end")
-        return self.data[offset : offset + n]
-
-
-@contextmanager
-def open_reader(path: Path) -> Iterator[FileReader]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        yield FileReader(str(path), fd, os.fstat(fd).st_size)
-    finally:
-        os.close(fd)
+from modelscan.scanner.layout import DTYPE_SIZES, BytesReader, Layout, TensorSpan
 
 
 def read(path: Path, **kwargs: Any) -> Layout:
