@@ -51,17 +51,9 @@ def make_host(
         ValueError: a filter the host does not support.
         AuthRequired: the host needs a token that is not set (Replicate).
     """
-    if name == "huggingface":
-        return HuggingFaceHost.from_env(
-            endpoint=endpoint,
-            rate=rate,
-            author=author,
-            search=search,
-            tag=tag,
-            sleep=sleep,
-        )
-    if name == "civitai":
-        return CivitaiHost.from_env(
+    if name == "huggingface" or name == "civitai":
+        filtered = HuggingFaceHost if name == "huggingface" else CivitaiHost
+        return filtered.from_env(
             endpoint=endpoint,
             rate=rate,
             author=author,
