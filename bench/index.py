@@ -64,7 +64,9 @@ def ingest(store: Store, sizes: dict[str, int], seed: int) -> dict[str, float]:
         (rng.pareto(1.2, n_files) * n_blobs / 40).astype(np.int64), n_blobs - 1
     )
     file_blob[:n_blobs] = np.arange(n_blobs)  # every blob has at least one copy
-    file_repo = rng.integers(0, n_repos, n_files)
+    # A crawl saves a page of repos with their files, so occurrences arrive in
+    # repo order (repo ids grow as repos are found); their blobs are random.
+    file_repo = np.sort(rng.integers(0, n_repos, n_files))
     file_day = rng.integers(0, 700, n_files)
     gone = rng.random(n_files) < 0.05
 
