@@ -236,6 +236,26 @@ def filter_key(filters: Mapping[str, str]) -> str:
     )
 
 
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (tolerant parsing)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp from a host as an aware datetime; None if absent or bad.
+
+    A time without a zone is UTC: Civitai omits it on ``publishedAt``, and the
+    index refuses naive datetimes.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     """Timezone-aware now, UTC."""
     return datetime.now(UTC)

@@ -30,12 +30,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from modelscan.errors import UnexpectedResponse
 from modelscan.records import LineageRef, Listing, RemoteFile, crc32_from_civitai
-from modelscan.registry.base import ItemError, Page, filter_key, replace
+from modelscan.registry.base import (
+    ItemError,
+    Page,
+    as_mapping,
+    filter_key,
+    parse_time,
+    replace,
+)
 from modelscan.registry.http import HttpClient, join_url
 
 DEFAULT_BASE_URL = "https://civitai.com"
@@ -137,22 +143,6 @@ def parse_lineage(model: Mapping[str, Any]) -> tuple[LineageRef, ...]:
     return tuple(seen.values())
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:  # Civitai omits the zone on publishedAt; it is UTC
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
-
-
 def _version_summary(version: Mapping[str, Any]) -> dict[str, Any]:
     keys = (
         "id",
@@ -192,7 +182,7 @@ def parse_model(
         raise UnexpectedResponse(
             "civitai", url, None, f"model {item['id']}: 'modelVersions' is not a list"
         )
-    stats, creator = _mapping(item.get("stats")), _mapping(item.get("creator"))
+    stats, creator = as_mapping(item.get("stats")), as_mapping(item.get("creator"))
     extra = {k: item[k] for k in MODEL_EXTRA if item.get(k) is not None}
     extra["versions"] = [_version_summary(v) for v in versions]
     model = Listing(
@@ -223,7 +213,7 @@ def _version_listing(model: Listing, version: Mapping[str, Any]) -> Listing:
     return replace(
         model,
         revision=str(version["id"]) if version.get("id") is not None else None,
-        updated_at=_parse_time(version.get("publishedAt") or version.get("createdAt")),
+        updated_at=parse_time(version.get("publishedAt") or version.get("createdAt")),
         files=files,
     )
 

@@ -28,7 +28,6 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -45,7 +44,7 @@ from huggingface_hub.hf_api import RepoFile, RepoFolder
 
 from modelscan.errors import HostError, HostUnavailable, RateLimited, UnexpectedResponse
 from modelscan.records import LineageRef, Listing, RemoteFile
-from modelscan.registry.base import ItemError, Page, filter_key, replace
+from modelscan.registry.base import ItemError, Page, filter_key, parse_time, replace
 from modelscan.registry.http import (
     USER_AGENT,
     HttpClient,
@@ -164,15 +163,6 @@ def parse_license(card: Mapping[str, Any] | None, tags: Sequence[str]) -> str | 
     return None
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def parse_model(
     item: Mapping[str, Any], *, base_url: str = DEFAULT_BASE_URL
 ) -> Listing:
@@ -200,7 +190,7 @@ def parse_model(
         owner=item.get("author") or (repo_id.split("/")[0] if "/" in repo_id else None),
         url=f"{base_url}/{repo_id}",
         revision=item.get("sha"),
-        updated_at=_parse_time(item.get("lastModified")),
+        updated_at=parse_time(item.get("lastModified")),
         status=parse_status(item),
         kind=item.get("pipeline_tag"),
         license=parse_license(card, tags),

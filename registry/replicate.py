@@ -24,12 +24,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
 from typing import Any, ClassVar
 
 from modelscan.errors import AuthRequired, UnexpectedResponse
 from modelscan.records import LineageRef, Listing
-from modelscan.registry.base import ItemError, Page, replace
+from modelscan.registry.base import ItemError, Page, as_mapping, parse_time, replace
 from modelscan.registry.http import HttpClient, join_url, relative_ref
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
@@ -110,19 +109,6 @@ def parse_lineage(
     return tuple(LineageRef(p, "unknown", "declared-description") for p in parents)
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 def parse_model(
     item: Mapping[str, Any], *, base_url: str = DEFAULT_BASE_URL
 ) -> Listing:
@@ -140,7 +126,7 @@ def parse_model(
             None,
             f"model without owner/name: {str(item)[:80]}",
         )
-    latest = _mapping(item.get("latest_version"))
+    latest = as_mapping(item.get("latest_version"))
     host_id = f"{item['owner']}/{item['name']}"
     extra = {
         k: item[k]
@@ -162,7 +148,7 @@ def parse_model(
         owner=item["owner"],
         url=str(item.get("url") or f"https://replicate.com/{host_id}"),
         revision=latest.get("id"),
-        updated_at=_parse_time(latest.get("created_at")),
+        updated_at=parse_time(latest.get("created_at")),
         status="private" if item.get("visibility") == "private" else "live",
         downloads=item.get("run_count"),
         lineage=parse_lineage(item),
