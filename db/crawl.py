@@ -173,15 +173,24 @@ def load_cursor(conn: Connection, host: str, key: str) -> str | None:
 
 
 def save_cursor(
-    conn: Connection, host: str, key: str, cursor: str | None, run_id: int
+    conn: Connection,
+    host: str,
+    key: str,
+    cursor: str | None,
+    run_id: int | None,
+    *,
+    at: datetime | None = None,
 ) -> None:
-    """Store ``cursor`` (None: the listing is complete) for ``host`` and ``key``."""
+    """Store ``cursor`` (None: the listing is complete) for ``host`` and ``key``.
+
+    Also keeps other incremental jobs' state (``link``'s watermark, no run).
+    """
     row = {
         "host": host,
         "key": key,
         "cursor": cursor,
         "run_id": run_id,
-        "updated_at": now(),
+        "updated_at": at or now(),
     }
     upsert(
         conn,

@@ -197,23 +197,10 @@ def load_link_state(conn: Connection) -> dict[str, Any] | None:
 
 
 def _save_watermark(conn: Connection, stats: LinkStats, at: datetime) -> None:
-    from modelscan.db.crawl import ensure_host
+    from modelscan.db.crawl import ensure_host, save_cursor
 
     ensure_host(conn, STATE_HOST, at)
-    row = {
-        "host": STATE_HOST,
-        "key": STATE_KEY,
-        "cursor": json.dumps(stats.as_dict()),
-        "run_id": None,
-        "updated_at": at,
-    }
-    upsert(
-        conn,
-        STATE,
-        [row],
-        key=["host", "key"],
-        update=["cursor", "run_id", "updated_at"],
-    )
+    save_cursor(conn, STATE_HOST, STATE_KEY, json.dumps(stats.as_dict()), None, at=at)
 
 
 def _newest_timestamp(conn: Connection) -> datetime | None:
