@@ -37,9 +37,9 @@ def cli(verbose: int) -> None:
 
 
 def _keep_example_lines(command: click.Command) -> None:
-    """Turn a literal ``\\b`` line (raw docstrings) into click's no-rewrap marker.
+    r"""Turn a literal ``\b`` line (raw docstrings) into click's no-rewrap marker.
 
-    Docstrings are raw strings (ruff D301), where ``\\b`` stays two characters;
+    Docstrings are raw strings (ruff D301), where ``\b`` stays two characters;
     click only keeps a paragraph's lines as written after a real backspace.
     """
     if command.help:

@@ -31,7 +31,7 @@ def test_command_has_help_and_readme_entry(name: str, command: click.Command) ->
 
 @pytest.mark.parametrize(("name", "command"), _commands(cli))
 def test_help_keeps_example_lines(name: str, command: click.Command) -> None:
-    """`--help` shows each Example line as written, with no stray '\\b'."""
+    """`--help` shows each Example line as written, with no stray backslash-b."""
     from click.testing import CliRunner
 
     result = CliRunner().invoke(cli, [*name.split(), "--help"])
