@@ -10,3 +10,4 @@ pip install -q --disable-pip-version-check -e .
 file=$(python tests/fetch_models.py | awk -F'\t' '$1 == "minilm" {print $2}')
 modelscan fingerprint --save "$file"
 modelscan where 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+modelscan db info
