@@ -10,11 +10,20 @@ Example:
 from __future__ import annotations
 
 import logging
+from typing import IO, Any
 
 import click
 
 from modelscan import __version__
 from modelscan.errors import ModelscanError
+
+
+class CommandError(click.ClickException):
+    """A failure a user can act on: one line ``modelscan: error: ...``, exit 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print the one-line message on stderr."""
+        click.echo(f"modelscan: error: {self.format_message()}", err=True, file=file)
 
 
 class _Group(click.Group):
@@ -24,7 +33,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ModelscanError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise CommandError(str(exc)) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -94,3 +94,13 @@ def test_help_and_version_do_not_import_heavy_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "HEAVY []" in out
+
+
+def test_every_command_reports_failures_with_the_same_prefix(tmp_path: Path) -> None:
+    """A failing command other than fingerprint also prints 'modelscan: error: ...'."""
+    db = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    CliRunner().invoke(cli, ["db", "upgrade", "--db", db])
+    result = CliRunner().invoke(cli, ["lineage", "--db", db, "0" * 64])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("modelscan: error: ")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -107,8 +107,9 @@ def test_where_bad_hash_is_one_line(
     """Something that is neither a hash nor a file is a one-line error."""
     result = run("where", "hello", "--db", db_url)
     assert result.exit_code == 1
+    hint = "give a hex hash or an existing file path"
     assert result.stderr.strip().splitlines() == [
-        "Error: not a hash: 'hello'; give a hex hash or an existing file path"
+        f"modelscan: error: not a hash: 'hello'; {hint}"
     ]
 
 

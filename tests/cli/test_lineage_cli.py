@@ -214,7 +214,7 @@ def test_errors_are_one_line(indexed: str) -> None:
     result = run("spread", "0" * 64, "--db", indexed)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: {'0' * 64}: no file with this hash in the index; crawl or "
+        f"modelscan: error: {'0' * 64}: no file with this hash in the index; crawl or "
         "`modelscan fingerprint --save` it first"
     ]
     assert run("spread", "--db", indexed).exit_code == 2
