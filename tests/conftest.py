@@ -1,4 +1,4 @@
-"""Shared fixtures: real published model files, and the --run-online switch."""
+"""Shared fixtures: real published model files; --run-online and --update-goldens."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ import fetch_models  # noqa: E402
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-online", action="store_true", help="run tests that reach real hosts"
+    )
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="rewrite tests/goldens/ from the current code (review the diff)",
     )
 
 
