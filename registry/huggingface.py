@@ -53,6 +53,8 @@ from modelscan.registry.http import (
     wait_hint,
 )
 
+# What a huggingface_hub call raises when the Hub answers badly (mapped to HostError).
+_HUB_FAILURES = (HfHubHTTPError, httpx2.HTTPError, ValueError, KeyError, TypeError)
 DEFAULT_BASE_URL = "https://huggingface.co"
 TOKEN_ENV = "HF_TOKEN"
 PAGE_SIZE = 1000  # the Hub's maximum for /api/models
@@ -393,13 +395,7 @@ class HuggingFaceHost:
             ) from exc
         except RepositoryNotFoundError:
             return replace(listing, status="gone")
-        except (
-            HfHubHTTPError,
-            httpx2.HTTPError,
-            ValueError,
-            KeyError,
-            TypeError,
-        ) as exc:
+        except _HUB_FAILURES as exc:
             raise self._error(url, exc) from exc
         for _ in range(math.ceil(len(entries) / TREE_PAGE_SIZE) - 1):
             self.client.throttle()  # count (and pace) the tree's further pages
@@ -425,13 +421,7 @@ class HuggingFaceHost:
             return "live"
         except RepositoryNotFoundError:
             return "gone"
-        except (
-            HfHubHTTPError,
-            httpx2.HTTPError,
-            ValueError,
-            KeyError,
-            TypeError,
-        ) as exc:
+        except _HUB_FAILURES as exc:
             raise self._error(url, exc) from exc
         if info.id != host_id:  # the Hub answered 307 to the new name
             return "renamed"

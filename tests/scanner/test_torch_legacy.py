@@ -9,17 +9,16 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_dtypes import DTYPES
+from torch_helpers import DTYPES, logical_bytes
 
 from modelscan.errors import FormatError, InvalidHeader, TruncatedFile
 from modelscan.scanner.fingerprint import open_reader
 from modelscan.scanner.formats import pickle_safe, torch_legacy
-from modelscan.scanner.layout import DTYPE_SIZES, Layout, TensorSpan
+from modelscan.scanner.layout import Layout
 
 
 def read(path: Path) -> Layout:
@@ -30,20 +29,6 @@ def read(path: Path) -> Layout:
 def save_legacy(obj: object, path: Path) -> Path:
     torch.save(obj, path, _use_new_zipfile_serialization=False)
     return path
-
-
-def logical_bytes(data: bytes, span: TensorSpan) -> bytes:
-    """The tensor's elements in row-major order, gathered through its strides."""
-    if span.strides is None:
-        return data[span.offset : span.offset + span.nbytes]
-    itemsize = DTYPE_SIZES[span.dtype]
-    extent = 1 + sum((d - 1) * s for d, s in zip(span.shape, span.strides, strict=True))
-    flat = np.frombuffer(
-        data, np.dtype(f"V{itemsize}"), count=extent, offset=span.offset
-    )
-    strides = [s * itemsize for s in span.strides]
-    view = np.lib.stride_tricks.as_strided(flat, shape=span.shape, strides=strides)
-    return view.copy().tobytes()
 
 
 def tensor_bytes(t: torch.Tensor) -> bytes:

@@ -13,12 +13,11 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_dtypes import DTYPES
+from torch_helpers import DTYPES, logical_bytes
 
 from modelscan.errors import (
     FormatError,
@@ -28,26 +27,12 @@ from modelscan.errors import (
 )
 from modelscan.scanner.fingerprint import open_reader
 from modelscan.scanner.formats import torch_zip
-from modelscan.scanner.layout import DTYPE_SIZES, BytesReader, Layout, TensorSpan
+from modelscan.scanner.layout import DTYPE_SIZES, BytesReader, Layout
 
 
 def read(path: Path, **kwargs: Any) -> Layout:
     with open_reader(path) as reader:
         return torch_zip.read_layout(reader, **kwargs)
-
-
-def logical_bytes(data: bytes, span: TensorSpan) -> bytes:
-    """The tensor's elements in row-major order, gathered through its strides."""
-    if span.strides is None:
-        return data[span.offset : span.offset + span.nbytes]
-    itemsize = DTYPE_SIZES[span.dtype]
-    extent = 1 + sum((d - 1) * s for d, s in zip(span.shape, span.strides, strict=True))
-    flat = np.frombuffer(
-        data, np.dtype(f"V{itemsize}"), count=extent, offset=span.offset
-    )
-    strides = [s * itemsize for s in span.strides]
-    view = np.lib.stride_tricks.as_strided(flat, shape=span.shape, strides=strides)
-    return view.copy().tobytes()
 
 
 def tensor_bytes(t: torch.Tensor) -> bytes:
