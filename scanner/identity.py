@@ -127,7 +127,7 @@ def read_sketch(reader: RangeReader, span: TensorSpan) -> bytes | None:
 
 def _sketch_quantized(
     reader: RangeReader, span: TensorSpan, ggml_type: int, start: int
-) -> bytes:
+) -> bytes | None:
     """Dequantize only the blocks covering the window, with llama.cpp's gguf package."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
     from gguf.quants import dequantize
@@ -137,7 +137,10 @@ def _sketch_quantized(
     first = start // block
     last = math.ceil((start + SKETCH_LEN) / block)
     raw = reader.read_at(span.offset + first * type_size, (last - first) * type_size)
-    values = dequantize(np.frombuffer(raw, dtype=np.uint8), qtype).reshape(-1)
+    try:
+        values = dequantize(np.frombuffer(raw, dtype=np.uint8), qtype).reshape(-1)
+    except NotImplementedError:  # gguf cannot dequantize every type (Q8_1, Q8_K...)
+        return None
     skip = start - first * block
     return to_sketch(values[skip : skip + SKETCH_LEN])
 

@@ -277,3 +277,26 @@ def test_fifo_and_directory_are_refused_without_hanging(tmp_path: Path) -> None:
         fingerprint(tmp_path)
     with pytest.raises(FormatError, match="no such file"):
         fingerprint(tmp_path / "missing")
+
+
+def test_gguf_type_gguf_cannot_dequantize_gets_no_sketch(tmp_path: Path) -> None:
+    """A Q8_1 tensor (no dequantizer in gguf) is digested, with no sketch, no crash."""
+    import gguf
+
+    block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_1]
+    rows, cols = 8, 4 * block
+    raw = np.random.default_rng(0).integers(
+        0, 255, size=(rows, cols // block * type_size), dtype=np.uint8
+    )
+    path = tmp_path / "q8_1.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tensor("w", raw, raw_dtype=gguf.GGMLQuantizationType.Q8_1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    (t,) = fingerprint(path).tensors
+    assert t.dtype == "Q8_1"
+    assert t.shape == (rows, cols)
+    assert t.sketch is None
+    assert t.digest == blake3.blake3(raw.tobytes()).hexdigest()
