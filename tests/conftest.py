@@ -1,11 +1,19 @@
-"""Shared fixtures: real published model files; --run-online and --update-goldens."""
+"""Shared fixtures: real model files, fresh databases; --run-online, --update-goldens.
+
+``db_url`` is parametrized: a SQLite file in ``tmp_path``, and the real PostgreSQL
+of this machine (127.0.0.1:5432, database ``test``) with each test isolated in its
+own schema through ``search_path`` (dropped afterwards).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,3 +61,32 @@ def model_files() -> dict[str, Path]:
                 f"real model files not available ({exc}); run tests/fetch_models.py"
             )
     return paths
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def pg_schema_url(schema: str) -> str:
+    """Return a SQLAlchemy URL whose connections use ``schema`` only."""
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh empty PostgreSQL schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield schema
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty database: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'index.sqlite'}"
+    schema: str = request.getfixturevalue("pg_schema")
+    return pg_schema_url(schema)

@@ -15,16 +15,13 @@ Set MODELSCAN_WRITE_DOCS=1 to also write docs/spread.png (the README picture).
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import shutil
 import statistics
 import struct
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -56,22 +53,6 @@ HF_DOWNLOADS = {
     "frank/all-MiniLM-L6-v2-gguf": 8,
 }
 CIVITAI = {7001: ("bob", 40), 7002: ("carol", 9)}  # id: (owner, downloads)
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# The index fixtures of tests/db (SQLite file and PostgreSQL schema), reused here.
-sys.path.insert(0, str(ROOT / "tests" / "db"))  # its conftest imports its helpers
-_db = _load("db_fixtures_for_end_to_end", ROOT / "tests" / "db" / "conftest.py")
-db_url = _db.db_url
-pg_schema = _db.pg_schema
 
 
 @pytest.fixture(autouse=True)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from safetensors.numpy import save_file
@@ -19,25 +16,14 @@ from modelscan.db.migrate import head_revision
 from modelscan.records import Fingerprint
 from modelscan.scanner.fingerprint import fingerprint
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
+@pytest.fixture
+def db_url(db_url: str) -> str:
+    """The shared empty index, with a password in PostgreSQL URLs.
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty index URL: a SQLite file, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'index.sqlite'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    # trust auth ignores the password: it is there to prove it is never shown
-    yield (
-        "postgresql+psycopg://postgres:s3cret@127.0.0.1:5432/test"
-        f"?options=-csearch_path%3D{schema}"
-    )
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    Trust auth ignores the password: it is there to prove it is never shown.
+    """
+    return db_url.replace("postgres@", "postgres:s3cret@", 1)
 
 
 @pytest.fixture

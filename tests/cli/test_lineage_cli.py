@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 import sys
 from pathlib import Path
-from types import ModuleType
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -21,21 +19,6 @@ from modelscan.records import Fingerprint
 DB_TESTS = Path(__file__).resolve().parents[1] / "db"
 sys.path.insert(0, str(DB_TESTS))
 import lineage_world as world  # noqa: E402
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# The index fixtures of tests/db (SQLite file and PostgreSQL schema), reused here.
-_db = _load("db_fixtures_for_lineage_cli", DB_TESTS / "conftest.py")
-db_url = _db.db_url
-pg_schema = _db.pg_schema
 
 
 @pytest.fixture(scope="module")

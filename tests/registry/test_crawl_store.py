@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from replay import ReplayServer
 from sqlalchemy import Connection, text
@@ -21,26 +18,13 @@ from modelscan.registry.http import HttpClient
 from modelscan.registry.huggingface import HuggingFaceHost
 from modelscan.registry.replicate import ReplicateHost
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def real_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+@pytest.fixture
+def real_store(db_url: str) -> Iterator[Store]:
     """The real index on a SQLite file, or in a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        store = open_store(f"sqlite:///{tmp_path / 'index.sqlite'}")
-        yield store
-        store.close()
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    store = open_store(f"postgresql+psycopg://postgres@127.0.0.1:5432/test"
-                       f"?options=-csearch_path%3D{schema}")  # fmt: skip
+    store = open_store(db_url)
     yield store
     store.close()
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def rows(store: Store, sql: str, **params: Any) -> list[tuple[Any, ...]]:
