@@ -13,7 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_helpers import DTYPES, logical_bytes
+from torch_helpers import DTYPES, assert_matches
 
 from modelscan.errors import FormatError, InvalidHeader, TruncatedFile
 from modelscan.scanner.fingerprint import open_reader
@@ -29,23 +29,6 @@ def read(path: Path) -> Layout:
 def save_legacy(obj: object, path: Path) -> Path:
     torch.save(obj, path, _use_new_zipfile_serialization=False)
     return path
-
-
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-
-
-def assert_matches(
-    layout: Layout, path: Path, expected: dict[str, torch.Tensor]
-) -> None:
-    """Names (in order), dtypes, shapes and the bytes at every span equal torch's."""
-    data = path.read_bytes()
-    assert [s.name for s in layout.tensors] == list(expected)
-    for span in layout.tensors:
-        t = expected[span.name]
-        assert span.dtype == DTYPES[t.dtype], span.name
-        assert span.shape == tuple(t.shape), span.name
-        assert logical_bytes(data, span) == tensor_bytes(t), span.name
 
 
 def legacy_bytes(obj_pickle: bytes, keys: list[str], storages: bytes = b"") -> bytes:

@@ -17,7 +17,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch_helpers import DTYPES, logical_bytes
+from torch_helpers import DTYPES, assert_matches, logical_bytes, tensor_bytes
 
 from modelscan.errors import (
     FormatError,
@@ -33,25 +33,6 @@ from modelscan.scanner.layout import DTYPE_SIZES, BytesReader, Layout
 def read(path: Path, **kwargs: Any) -> Layout:
     with open_reader(path) as reader:
         return torch_zip.read_layout(reader, **kwargs)
-
-
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    flat = t.detach().contiguous().reshape(-1)
-    return flat.view(torch.uint8).numpy().tobytes()
-
-
-def assert_matches(
-    layout: Layout, path: Path, expected: dict[str, torch.Tensor]
-) -> None:
-    """Names (in order), dtypes, shapes and the bytes at every span equal torch's."""
-    data = path.read_bytes()
-    assert [s.name for s in layout.tensors] == list(expected)
-    for span in layout.tensors:
-        t = expected[span.name]
-        assert span.dtype == DTYPES[t.dtype], span.name
-        assert span.shape == tuple(t.shape), span.name
-        assert span.nbytes == t.numel() * t.element_size()
-        assert logical_bytes(data, span) == tensor_bytes(t), span.name
 
 
 def rewrite_zip(

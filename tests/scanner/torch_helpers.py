@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from modelscan.scanner.layout import DTYPE_SIZES, TensorSpan
+from modelscan.scanner.layout import DTYPE_SIZES, Layout, TensorSpan
 
 DTYPES = {
     torch.float32: "F32",
@@ -40,3 +42,22 @@ def logical_bytes(data: bytes, span: TensorSpan) -> bytes:
     strides = [s * itemsize for s in span.strides]
     view = np.lib.stride_tricks.as_strided(flat, shape=span.shape, strides=strides)
     return view.copy().tobytes()
+
+
+def tensor_bytes(t: torch.Tensor) -> bytes:
+    flat = t.detach().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes()
+
+
+def assert_matches(
+    layout: Layout, path: Path, expected: dict[str, torch.Tensor]
+) -> None:
+    """Names (in order), dtypes, shapes and the bytes at every span equal torch's."""
+    data = path.read_bytes()
+    assert [s.name for s in layout.tensors] == list(expected)
+    for span in layout.tensors:
+        t = expected[span.name]
+        assert span.dtype == DTYPES[t.dtype], span.name
+        assert span.shape == tuple(t.shape), span.name
+        assert span.nbytes == t.numel() * t.element_size()
+        assert logical_bytes(data, span) == tensor_bytes(t), span.name
