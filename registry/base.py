@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 from modelscan.errors import HostError, UnexpectedResponse
 from modelscan.records import Listing
-from modelscan.registry.http import HttpClient
+from modelscan.registry.http import HttpClient, JsonResponse
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,20 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def listed_items(host: str, answer: JsonResponse, key: str) -> list[Any]:
+    """The list under ``key`` of a list-page answer; UnexpectedResponse otherwise."""
+    data = answer.data
+    if not isinstance(data, Mapping) or not isinstance(data.get(key), list):
+        raise UnexpectedResponse(
+            host,
+            answer.url,
+            answer.status,
+            f"expected {{'{key}': [...]}}: {str(data)[:80]}",
+        )
+    items: list[Any] = data[key]
+    return items
 
 
 def utcnow() -> datetime:

@@ -39,6 +39,7 @@ from modelscan.registry.base import (
     Page,
     as_mapping,
     filter_key,
+    listed_items,
     parse_time,
     replace,
 )
@@ -295,14 +296,8 @@ class CivitaiHost:
         answer = self.client.get_json(
             join_url(self.base_url, "/api/v1/models"), params=params
         )
+        listed_items(self.name, answer, "items")
         data = answer.data
-        if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
-            raise UnexpectedResponse(
-                self.name,
-                answer.url,
-                answer.status,
-                f"expected {{'items': [...]}}: {str(data)[:80]}",
-            )
         return Page(data, parse_next_cursor(data), cursor)
 
     def parse_page(self, page: Page) -> Iterator[Listing | ItemError]:

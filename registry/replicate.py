@@ -28,7 +28,14 @@ from typing import Any, ClassVar
 
 from modelscan.errors import AuthRequired, UnexpectedResponse
 from modelscan.records import LineageRef, Listing
-from modelscan.registry.base import ItemError, Page, as_mapping, parse_time, replace
+from modelscan.registry.base import (
+    ItemError,
+    Page,
+    as_mapping,
+    listed_items,
+    parse_time,
+    replace,
+)
 from modelscan.registry.http import HttpClient, join_url, relative_ref
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
@@ -219,14 +226,8 @@ class ReplicateHost:
         """GET one page of public models (the API's page size is fixed)."""
         url = join_url(self.base_url, cursor or "/v1/models")
         answer = self.client.get_json(url)
+        listed_items(self.name, answer, "results")
         data = answer.data
-        if not isinstance(data, Mapping) or not isinstance(data.get("results"), list):
-            raise UnexpectedResponse(
-                self.name,
-                answer.url,
-                answer.status,
-                f"expected {{'results': [...]}}: {str(data)[:80]}",
-            )
         nxt = data.get("next")
         next_cursor = (
             relative_ref(nxt, self.base_url) if isinstance(nxt, str) and nxt else None
