@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -101,34 +102,26 @@ def open_reader(path: str | os.PathLike[str]) -> Iterator[FileReader]:
         os.close(fd)
 
 
+# The parser module (in modelscan.scanner.formats) of each known format; imported on
+# first use so `modelscan --help` stays light.
+_PARSERS = {
+    Format.SAFETENSORS: "safetensors",
+    Format.GGUF: "gguf",
+    Format.GGML: "ggml",
+    Format.ZIP: "torch_zip",
+    Format.TORCH_LEGACY: "torch_legacy",
+    Format.PICKLE: "pickle_safe",
+}
+
+
 def read_layout(reader: FileReader, *, any_file: bool = False) -> Layout:
     """Sniff the format and run its parser (headers only)."""
     head = reader.read_at(0, min(HEAD_BYTES, reader.size))
     fmt = detect_format(head, reader.size)
-    if fmt is Format.SAFETENSORS:
-        from modelscan.scanner.formats import safetensors
-
-        return safetensors.read_layout(reader)
-    if fmt is Format.GGUF:
-        from modelscan.scanner.formats import gguf
-
-        return gguf.read_layout(reader)
-    if fmt is Format.GGML:
-        from modelscan.scanner.formats import ggml
-
-        return ggml.read_layout(reader)
-    if fmt is Format.ZIP:
-        from modelscan.scanner.formats import torch_zip
-
-        return torch_zip.read_layout(reader)
-    if fmt is Format.TORCH_LEGACY:
-        from modelscan.scanner.formats import torch_legacy
-
-        return torch_legacy.read_layout(reader)
-    if fmt is Format.PICKLE:
-        from modelscan.scanner.formats import pickle_safe
-
-        return pickle_safe.read_layout(reader)
+    if fmt in _PARSERS:
+        module = importlib.import_module(f"modelscan.scanner.formats.{_PARSERS[fmt]}")
+        layout: Layout = module.read_layout(reader)
+        return layout
     if any_file:
         return Layout(format=Format.UNKNOWN.value)
     raise UnknownFormat(reader.name, why_unknown(head, reader.size))
