@@ -289,9 +289,16 @@ def _touch_live_files(conn: Connection, repo_ids: list[int], seen_at: datetime) 
 def known_revisions(
     conn: Connection, host: str, host_ids: Sequence[str]
 ) -> dict[str, str | None]:
-    """Return {host_id: stored revision} for the repos of ``host_ids`` in the index."""
+    """Return {host_id: stored revision} for the repos of ``host_ids`` the index has live.
+
+    A repo the index holds as gone (or taken down, private, ...) is left out, as if
+    unknown: the crawler fetches its details again, so a repo that comes back
+    with the same revision gets its files listed, and reopened, again.
+    """
     return {
-        k: v["revision"] for k, v in _load_repos(conn, host, list(host_ids)).items()
+        k: v["revision"]
+        for k, v in _load_repos(conn, host, list(host_ids)).items()
+        if v["status"] not in NOT_LIVE
     }
 
 

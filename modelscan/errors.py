@@ -101,7 +101,30 @@ class UnexpectedResponse(HostError):
 
 
 class AuthRequired(HostError):
-    """The host needs a token that is not set."""
+    """The host refused the request for want of a (better) token: 401 or 403.
+
+    ``status`` is the HTTP status (None when no request was made: a token the
+    host always needs is not set); ``error_code`` is the host's own word for it
+    where it gives one (the Hub's ``X-Error-Code``, e.g. ``GatedRepo``).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        url: str,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        self.status = status
+        self.error_code = error_code
+        super().__init__(host, url, message)
+
+    @property
+    def gated(self) -> bool:
+        """Whether the host says the file is behind a gate (accept its terms first)."""
+        return self.error_code == "GatedRepo"
 
 
 # --- db ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
-from modelscan.errors import HostError, UnexpectedResponse
+from modelscan.errors import HostError, HostUnavailable, RateLimited, UnexpectedResponse
 from modelscan.records import Listing
 from modelscan.registry.http import HttpClient, JsonResponse
 
@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 GONE_STATUSES = frozenset({"gone", "renamed"})  # marked with Store.mark_gone, not saved
 PASS_SUFFIX = ":pass-started"  # cursor key holding when the current full pass began
+# Items failing one after the other (each after its retries) before the host is
+# taken to be down and its crawl stops; what was committed stays committed.
+MAX_CONSECUTIVE_FAILURES = 25
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class Store(Protocol):
     def known_revisions(
         self, host: str, host_ids: Sequence[str]
     ) -> dict[str, str | None]:
-        """Return the stored revision of each known listing."""
+        """Return the stored revision of each listing the index holds as live."""
 
     def mark_gone(
         self,
@@ -172,7 +175,9 @@ class CrawlStats:
     files: int = 0
     details: int = 0  # listings completed with detail requests
     gone: int = 0
-    errors: int = 0
+    errors: int = 0  # items that still failed after their second try (crawl_errors)
+    retried: int = 0  # items that failed once and were tried again in this run
+    unread: int = 0  # listings whose lineage files the host refused (gated)
     requests: int = 0
     complete: bool = False  # reached the end of the host's listing
     seconds: float = 0.0
@@ -191,6 +196,8 @@ class CrawlStats:
             "details",
             "gone",
             "errors",
+            "retried",
+            "unread",
             "requests",
         )
         return {k: int(getattr(self, k)) for k in keys}
@@ -216,6 +223,8 @@ class CrawlStats:
             f"{self.files} files, {self.requests} requests, {self.errors} errors, "
             f"{self.seconds:.1f}s"
         )
+        if self.unread:
+            text += f"; {self.unread} gated repos with lineage files unread"
         return text + (f": {self.error}" if self.error else "")
 
 
@@ -349,6 +358,7 @@ class _Loop:
     workers: int
     clock: Callable[[], datetime]
     first_request: int = 0  # the client's request count when the run began
+    consecutive_failures: int = 0  # detail fetches failed in a row, for the host stop
 
     def run(self, *, max_pages: int | None, limit: int | None, full: bool) -> None:
         host = self.host
@@ -377,7 +387,7 @@ class _Loop:
                 raise UnexpectedResponse(
                     self.host.name, cursor, None, "the next page is this page again"
                 )
-        except UnexpectedResponse as exc:  # a list page we cannot read stops the run
+        except HostError as exc:  # a list page we cannot read stops the run
             self._error(f"page {cursor or '(first)'}", exc)
             raise
         listings = self._parse(page)
@@ -425,7 +435,12 @@ class _Loop:
         return listings
 
     def _complete(self, listings: list[Listing]) -> list[Listing]:
-        """Fetch details of new/changed listings; mark gone ones; drop failed ones."""
+        """Fetch details of new/changed listings; mark gone ones; drop failed ones.
+
+        An item whose details fail is tried once more after the rest of the page;
+        if it fails again it is recorded in ``crawl_errors`` and left out of the
+        page (the next run fetches it again).
+        """
         ids = list(dict.fromkeys(item.host_id for item in listings))
         known = self.store.known_revisions(self.host.name, ids) if ids else {}
         todo = [
@@ -438,40 +453,63 @@ class _Loop:
         done = dict(
             zip(todo, self._fetch_all([listings[i] for i in todo]), strict=True)
         )
+        failed = [i for i in todo if isinstance(done[i], HostError)]
+        self.stats.retried += len(failed)
+        again = self._fetch_all([listings[i] for i in failed])
+        done.update(zip(failed, again, strict=True))
         kept: list[Listing] = []
         for i, item in enumerate(listings):
             result = done.get(i, item)
-            if result is None:
-                continue  # failed and recorded: retried on the next pass
-            if result.status in GONE_STATUSES:
+            if isinstance(result, HostError):
+                self._error(item.host_id, result)  # failed twice: retried next run
+            elif result.status in GONE_STATUSES:
                 self._gone(result.host_id, result.status)
             else:
+                self.stats.unread += bool(result.extra.get("unread"))
                 kept.append(result)
         return kept
 
-    def _fetch_all(self, todo: list[Listing]) -> list[Listing | None]:
-        """Run fetch_details over ``todo``; None for an item that failed (recorded)."""
+    def _fetch_all(self, todo: list[Listing]) -> list[Listing | HostError]:
+        """Run fetch_details over ``todo``; a failed item comes back as its error.
 
-        def one(item: Listing) -> Listing | UnexpectedResponse:
+        Raises:
+            RateLimited: the host wants every request to wait (not one item's fault).
+            HostUnavailable: MAX_CONSECUTIVE_FAILURES items in a row failed.
+        """
+
+        def one(item: Listing) -> Listing | HostError:
             try:
                 return self.host.fetch_details(item)
-            except UnexpectedResponse as exc:  # this item only; others go on
+            except RateLimited:
+                raise
+            except HostError as exc:  # this item only; others go on
                 return exc
 
-        results: list[Listing | None] = []
+        results: list[Listing | HostError] = []
         with ThreadPoolExecutor(max(1, self.workers)) as pool:
             answers = pool.map(one, todo) if self.workers > 1 else map(one, todo)
-            for item, answer in zip(todo, answers, strict=True):  # in order, as done
-                if isinstance(answer, UnexpectedResponse):
-                    self._error(item.host_id, answer)
-                    results.append(None)
-                    continue
-                self.stats.details += 1
-                self.stats.requests = self.host.client.requests - self.first_request
+            for answer in answers:  # in order, as done
                 results.append(answer)
-                if self.progress is not None:
-                    self.progress(self.stats)
+                self._note_outcome(answer)
         return results
+
+    def _note_outcome(self, answer: Listing | HostError) -> None:
+        """Count one detail fetch; stop the host after too many failures in a row."""
+        if isinstance(answer, HostError):
+            self.consecutive_failures += 1
+            if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                raise HostUnavailable(
+                    self.host.name,
+                    answer.url,
+                    f"{self.consecutive_failures} items failed in a row, the last "
+                    f"with: {self.host.client.redact(str(answer))}",
+                ) from answer
+            return
+        self.consecutive_failures = 0
+        self.stats.details += 1
+        self.stats.requests = self.host.client.requests - self.first_request
+        if self.progress is not None:
+            self.progress(self.stats)
 
     def _sweep(self) -> None:
         """After a complete pass, ask the host about listings the pass did not see."""
@@ -487,7 +525,9 @@ class _Loop:
         ):
             try:
                 status = self.host.check(host_id)
-            except UnexpectedResponse as exc:
+            except RateLimited:
+                raise
+            except HostError as exc:  # this repo only: asked again after the next pass
                 self._error(host_id, exc)
                 continue
             if status is not None and status != "live":

@@ -43,7 +43,7 @@ from modelscan.registry.base import (
     parse_time,
     replace,
 )
-from modelscan.registry.http import HttpClient, join_url
+from modelscan.registry.http import HttpClient, join_url, strip_api_path
 
 DEFAULT_BASE_URL = "https://civitai.com"
 BASE_URL_ENV = "MODELSCAN_CIVITAI_URL"
@@ -84,7 +84,8 @@ TYPE_RELATIONS = {
 
 def base_url_from_env(endpoint: str | None = None) -> str:
     """Return ``--endpoint``, else ``MODELSCAN_CIVITAI_URL``, else civitai.com."""
-    return (endpoint or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+    given = endpoint or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    return strip_api_path(given, "/api/v1")
 
 
 # --- pure parsing ---------------------------------------------------------------------
@@ -252,7 +253,7 @@ class CivitaiHost:
         tag: str | None = None,
     ) -> None:
         self.client = client
-        self.base_url = base_url.rstrip("/")
+        self.base_url = strip_api_path(base_url, "/api/v1")
         self.filters = {
             k: v
             for k, v in (("username", author), ("query", search), ("tag", tag))

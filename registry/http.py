@@ -26,10 +26,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from modelscan import __version__
 from modelscan.errors import (
@@ -158,7 +159,8 @@ def raise_for_status(host: str, response: requests.Response, *, token_env: str) 
         token_env: env var that holds this host's token, named in auth errors.
 
     Raises:
-        AuthRequired: 401, or 403 without a token problem the host explains.
+        AuthRequired: 401 or 403, with the host's ``X-Error-Code`` (the Hub says
+            ``GatedRepo`` for a gated file: 401 anonymous, 403 not granted).
         RateLimited: 429.
         HostUnavailable: 5xx.
         UnexpectedResponse: any other status outside 2xx (404 and 410 included:
@@ -168,12 +170,12 @@ def raise_for_status(host: str, response: requests.Response, *, token_env: str) 
     if 200 <= status < 300:
         return
     url = response.url
-    if status == 401:
+    if status in (401, 403):
+        code = response.headers.get("X-Error-Code")
         raise AuthRequired(
-            host,
-            url,
-            f"HTTP 401: the host refused the request; set a valid {token_env}",
-        )
+            host, url, _auth_message(status, code, token_env),
+            status=status, error_code=code,
+        )  # fmt: skip
     if status == 429:
         raise RateLimited(host, url, wait_hint(response.headers))
     if status >= 500:
@@ -184,8 +186,48 @@ def raise_for_status(host: str, response: requests.Response, *, token_env: str) 
     raise UnexpectedResponse(host, url, status, excerpt)
 
 
+def _auth_message(status: int, code: str | None, token_env: str) -> str:
+    """What a 401/403 means and what to do about it, in one line."""
+    if code == "GatedRepo":
+        if status == 401:
+            return f"HTTP 401: gated file; accept its terms and set {token_env}"
+        return f"HTTP 403: gated file; the {token_env} account was not granted access"
+    if status == 401:
+        return f"HTTP 401: the host refused the request; set a valid {token_env}"
+    return f"HTTP 403: the host refused the request; check {token_env}'s permissions"
+
+
+def _is_json(data: bytes) -> bool:
+    """Whether ``data`` decodes as JSON (an answer cut short does not)."""
+    try:
+        json.loads(data)
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError alike
+        return False
+    return True
+
+
+# What a broken connection raises out of requests or urllib3: refused or reset,
+# reset mid-body (ChunkedEncodingError wraps urllib3's ProtocolError and
+# IncompleteRead), a body that does not decompress, a read timeout. All transient.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,
+)
+
+
 class HttpClient:
     """A requests session for one host: timeouts, retries, rate limit, UA, token.
+
+    Every request of a host goes through :meth:`send`, ours and those
+    huggingface_hub makes for us (see :mod:`modelscan.registry.hub_transport`), so
+    one failure policy holds for all of them: connection errors, resets mid-body,
+    read timeouts, 408/429/5xx and JSON bodies that do not decode are retried with
+    exponential backoff and jitter (``Retry-After`` and ``RateLimit`` obeyed);
+    after ``retries`` the last failure is raised as a
+    :class:`~modelscan.errors.HostError`, never as a requests/urllib3 exception.
 
     Args:
         host: host name used in errors and logs.
@@ -225,6 +267,7 @@ class HttpClient:
         self.timeout = timeout
         self.min_interval = 1.0 / rate if rate else 0.0
         self.requests = 0  # every request sent, retries included
+        self.retried = 0  # attempts that failed and were tried again
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self._token = token
@@ -244,11 +287,7 @@ class HttpClient:
         return redact(text, (self._token or "",))
 
     def throttle(self) -> None:
-        """Wait for this host's next request slot and count one request.
-
-        Also called before each huggingface_hub call, so one ``--rate`` budget
-        covers the requests that library makes for us.
-        """
+        """Wait for this host's next request slot and count one request."""
         with self._lock:
             now = self._clock()
             slot = max(now, self._next_slot)
@@ -256,6 +295,57 @@ class HttpClient:
             self.requests += 1
         if slot > now:
             self._sleep(slot - now)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        expect_json: bool | None = False,
+    ) -> requests.Response:
+        """Send one request under the failure policy; return the final answer.
+
+        Redirects are not followed. Any status that is not retried comes back as
+        it is (callers map it with :func:`raise_for_status`).
+
+        Args:
+            method: HTTP method.
+            url: absolute URL.
+            params: query parameters.
+            headers: extra headers (an ``Authorization`` given here wins).
+            content: request body.
+            expect_json: True: a 2xx body must decode as JSON; None: so must one
+                whose Content-Type says JSON; False: any body.
+
+        Raises:
+            HostUnavailable: still unreachable, broken or 5xx after the retries.
+            RateLimited: still 429 after the retries, or asked to wait too long.
+            UnexpectedResponse: a 2xx JSON body still undecodable after retries.
+        """
+        attempt = 0
+        while True:
+            answer = self._send_once(method, url, params, headers, content)
+            if isinstance(answer, str):
+                failure, hinted = answer, None
+            elif answer.status_code in RETRY_STATUSES:
+                failure = f"HTTP {answer.status_code}"
+                hinted = wait_hint(answer.headers)
+            elif _json_broken(answer, expect_json):
+                failure, hinted = "a body that is not valid JSON", None
+            else:
+                return answer
+            delay = self._retry_delay(attempt, hinted)
+            if attempt >= self.retries or delay is None:
+                self._give_up(url, answer, failure, attempt)
+            logger.info("%s: %s from %s; retrying in %.1fs", self.host,
+                        failure, self.redact(url), delay)  # fmt: skip
+            self._sleep(delay or 0.0)
+            attempt += 1
+            with self._lock:
+                self.retried += 1
 
     def get(
         self, url: str, *, params: Mapping[str, Any] | None = None, redirects: int = 0
@@ -266,30 +356,22 @@ class HttpClient:
         scheme and host; any other 3xx comes back as UnexpectedResponse with the
         ``Location`` as excerpt, so a renamed repository is visible as such.
         """
-        attempt = 0
+        return self._get(url, params, redirects, expect_json=False)
+
+    def _get(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None,
+        redirects: int,
+        *,
+        expect_json: bool,
+    ) -> requests.Response:
         while True:
-            response = self._send(url, params, attempt)
-            if response is None:  # connection error, retried
-                delay: float | None = self._retry_delay(attempt, None)
-            elif response.is_redirect and redirects > 0:
-                url, params, redirects = self._same_host(response), None, redirects - 1
-                continue
-            elif response.status_code not in RETRY_STATUSES:
+            response = self.send("GET", url, params=params, expect_json=expect_json)
+            if not (response.is_redirect and redirects > 0):
                 raise_for_status(self.host, response, token_env=self.token_env)
                 return response
-            else:
-                delay = self._retry_delay(attempt, wait_hint(response.headers))
-                if attempt >= self.retries or delay is None:
-                    raise_for_status(self.host, response, token_env=self.token_env)
-                logger.info(
-                    "%s: HTTP %d from %s; retrying in %.1fs",
-                    self.host,
-                    response.status_code,
-                    response.url,
-                    delay,
-                )
-            self._sleep(delay or 0.0)
-            attempt += 1
+            url, params, redirects = self._same_host(response), None, redirects - 1
 
     def _same_host(self, response: requests.Response) -> str:
         """Return the redirect target if it stays on the same origin, else raise."""
@@ -305,68 +387,61 @@ class HttpClient:
         return target
 
     def get_json(
-        self,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        decode_retries: int = 1,
+        self, url: str, *, params: Mapping[str, Any] | None = None
     ) -> JsonResponse:
-        """GET ``url`` and decode its JSON body.
-
-        A body that does not decode (a truncated answer) is fetched again up to
-        ``decode_retries`` times, then raises UnexpectedResponse.
-        """
-        for attempt in range(decode_retries + 1):
-            response = self.get(url, params=params)
-            try:
-                data = response.json()
-            except (ValueError, json.JSONDecodeError) as exc:
-                if attempt < decode_retries:
-                    logger.info(
-                        "%s: undecodable JSON from %s; refetching", self.host, url
-                    )
-                    continue
-                raise UnexpectedResponse(
-                    self.host,
-                    response.url,
-                    response.status_code,
-                    f"body is not valid JSON ({exc}): {response.text[:80]!r}",
-                ) from None
-            next_link = response.links.get("next", {}).get("url")
-            return JsonResponse(
-                response.url, response.status_code, data, response.headers, next_link
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
+        """GET ``url`` and decode its JSON body (one cut short is fetched again)."""
+        response = self._get(url, params, 0, expect_json=True)
+        next_link = response.links.get("next", {}).get("url")
+        return JsonResponse(
+            response.url, response.status_code, response.json(), response.headers,
+            next_link,
+        )  # fmt: skip
 
     def get_text(self, url: str) -> str:
         """GET ``url`` and return its body as text."""
         return self.get(url).text
 
-    def _send(
-        self, url: str, params: Mapping[str, Any] | None, attempt: int
-    ) -> requests.Response | None:
-        """Send one request; None on a connection error that may be retried."""
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+    ) -> requests.Response | str:
+        """Send one request and read its body; a transport failure comes back as text.
+
+        The body is read here (not streamed), so a connection reset in the middle
+        of it is a failure of this attempt, retried like any other.
+        """
         self.throttle()
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        sent = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        sent.update(headers or {})
         try:
-            return self.session.get(
-                url,
-                params=params,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            message = self.redact(f"{type(exc).__name__}: {exc}")
-            if attempt >= self.retries:
-                raise HostUnavailable(
-                    self.host,
-                    url,
-                    f"unreachable after {attempt + 1} attempts ({message[:200]}); "
-                    "check the network or the base URL",
-                ) from None
-            logger.info("%s: %s on %s; retrying", self.host, message[:200], url)
-            return None
+            return self.session.request(
+                method, url, params=params, headers=sent, data=content,
+                timeout=self.timeout, allow_redirects=False,
+            )  # fmt: skip
+        except TRANSPORT_ERRORS as exc:
+            return self.redact(f"{type(exc).__name__}: {exc}")[:200]
+
+    def _give_up(
+        self, url: str, answer: requests.Response | str, failure: str, attempt: int
+    ) -> NoReturn:
+        """Raise the HostError that the last failed attempt stands for."""
+        url = self.redact(url)
+        if isinstance(answer, str):
+            raise HostUnavailable(
+                self.host, url,
+                f"unreachable after {attempt + 1} attempts ({answer}); "
+                "check the network or the base URL",
+            )  # fmt: skip
+        if answer.status_code in RETRY_STATUSES:
+            raise_for_status(self.host, answer, token_env=self.token_env)
+        raise UnexpectedResponse(
+            self.host, url, answer.status_code,
+            f"{failure} after {attempt + 1} attempts: {answer.text[:80]!r}",
+        )  # fmt: skip
 
     def _retry_delay(self, attempt: int, hinted: float | None) -> float | None:
         """Seconds before the next attempt; None when the host asks for too long."""
@@ -376,6 +451,17 @@ class HttpClient:
         return ceiling / 2 + self._rng.random() * ceiling / 2  # jitter in [c/2, c]
 
 
+def _json_broken(response: requests.Response, expect_json: bool | None) -> bool:
+    """Whether a 2xx answer that should be JSON does not decode."""
+    if expect_json is False or not 200 <= response.status_code < 300:
+        return False
+    if expect_json is None:
+        kind = response.headers.get("Content-Type", "")
+        if "json" not in kind.lower() or not response.content:
+            return False
+    return not _is_json(response.content)
+
+
 def join_url(base_url: str, path: str) -> str:
     """Join an API path onto a base URL that may itself have a path.
 
@@ -383,3 +469,19 @@ def join_url(base_url: str, path: str) -> str:
     'http://127.0.0.1:9/civitai/api/v1/models'
     """
     return urljoin(base_url.rstrip("/") + "/", path.lstrip("/"))
+
+
+def strip_api_path(base_url: str, api_path: str) -> str:
+    """Drop the API's own path from a base URL given with it; keep any other path.
+
+    The hosts document their API bases with the version path
+    (``https://civitai.com/api/v1``, ``https://api.replicate.com/v1``) and the host
+    classes add that path themselves; a mirror's own prefix stays as given.
+
+    >>> strip_api_path("https://civitai.com/api/v1/", "/api/v1")
+    'https://civitai.com'
+    >>> strip_api_path("http://127.0.0.1:9/civitai", "/api/v1")
+    'http://127.0.0.1:9/civitai'
+    """
+    base_url = base_url.rstrip("/")
+    return base_url.removesuffix(api_path) if base_url.endswith(api_path) else base_url

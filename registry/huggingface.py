@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -42,7 +41,13 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 
-from modelscan.errors import HostError, HostUnavailable, RateLimited, UnexpectedResponse
+from modelscan.errors import (
+    AuthRequired,
+    HostError,
+    HostUnavailable,
+    RateLimited,
+    UnexpectedResponse,
+)
 from modelscan.records import LineageRef, Listing, RemoteFile
 from modelscan.registry.base import ItemError, Page, filter_key, parse_time, replace
 from modelscan.registry.http import (
@@ -52,13 +57,13 @@ from modelscan.registry.http import (
     relative_ref,
     wait_hint,
 )
+from modelscan.registry.hub_transport import bound
 
 # What a huggingface_hub call raises when the Hub answers badly (mapped to HostError).
 _HUB_FAILURES = (HfHubHTTPError, httpx2.HTTPError, ValueError, KeyError, TypeError)
 DEFAULT_BASE_URL = "https://huggingface.co"
 TOKEN_ENV = "HF_TOKEN"
 PAGE_SIZE = 1000  # the Hub's maximum for /api/models
-TREE_PAGE_SIZE = 50  # entries per tree page with expand=True (huggingface_hub docs)
 ADAPTER_CONFIG = "adapter_config.json"
 # Properties asked of the list endpoint: everything parse_model reads, nothing heavy.
 LIST_EXPAND = (
@@ -375,16 +380,22 @@ class HuggingFaceHost:
         return not known or revision != listing.revision
 
     def fetch_details(self, listing: Listing) -> Listing:
-        """Add the file tree (and adapter_config.json lineage) of a new/changed repo."""
+        """Add the file tree (and adapter_config.json lineage) of a new/changed repo.
+
+        A gated repo keeps its tree (the Hub lists it to anyone) and gets status
+        ``gated`` when its adapter_config.json is refused (401 anonymous, 403 not
+        granted); the lineage source it would have given is recorded as unread in
+        ``extra["unread"]`` instead of failing the repo or the run.
+        """
         repo_id, sha = listing.host_id, listing.revision or "main"
         url = join_url(self.base_url, f"/api/models/{repo_id}/tree/{sha}")
-        self.client.throttle()
         try:
-            entries = list(
-                self.api.list_repo_tree(
-                    repo_id, revision=sha, recursive=True, expand=True
+            with bound(self.client):
+                entries = list(
+                    self.api.list_repo_tree(
+                        repo_id, revision=sha, recursive=True, expand=True
+                    )
                 )
-            )
         except GatedRepoError:
             return listing  # listed, but its tree is behind the gate: keep what we know
         except DisabledRepoError:
@@ -397,24 +408,20 @@ class HuggingFaceHost:
             return replace(listing, status="gone")
         except _HUB_FAILURES as exc:
             raise self._error(url, exc) from exc
-        for _ in range(math.ceil(len(entries) / TREE_PAGE_SIZE) - 1):
-            self.client.throttle()  # count (and pace) the tree's further pages
         files = parse_tree(
             entries, base_url=self.base_url, repo_id=repo_id, revision=sha
         )
-        lineage = listing.lineage
+        listing = replace(listing, files=files)
         if any(f.path == ADAPTER_CONFIG for f in files):
-            ref = self._adapter_parent(repo_id, sha)
-            if ref is not None and ref not in lineage:
-                lineage = (*lineage, ref)
-        return replace(listing, files=files, lineage=lineage)
+            listing = self._with_adapter_parent(listing, sha)
+        return listing
 
     def check(self, host_id: str) -> str | None:
         """Status of a repo the last full pass did not list: gone, renamed, or live."""
         url = join_url(self.base_url, f"/api/models/{host_id}")
-        self.client.throttle()
         try:
-            info = self.api.model_info(host_id)
+            with bound(self.client):
+                info = self.api.model_info(host_id)
         except DisabledRepoError:
             return "taken_down"
         except GatedRepoError:
@@ -427,14 +434,27 @@ class HuggingFaceHost:
             return "renamed"
         return "taken_down" if info.disabled else "live"
 
-    def _adapter_parent(self, repo_id: str, sha: str) -> LineageRef | None:
-        """Read adapter_config.json at ``sha``; a refused or bad file declares none."""
+    def _with_adapter_parent(self, listing: Listing, sha: str) -> Listing:
+        """Add the parent adapter_config.json names, or record why it is unread."""
+        repo_id = listing.host_id
         url = join_url(self.base_url, f"/{repo_id}/resolve/{sha}/{ADAPTER_CONFIG}")
         try:
             text = self.client.get(url, redirects=3).text
-            return parse_adapter_config(json.loads(text))
-        except (UnexpectedResponse, ValueError):  # gated, missing, or not JSON
-            return None
+        except AuthRequired as exc:  # gated (or refused): this repo only, not the run
+            unread = {**listing.extra.get("unread", {}), ADAPTER_CONFIG: str(exc)}
+            status = "gated" if exc.gated else listing.status
+            return replace(
+                listing, status=status, extra={**listing.extra, "unread": unread}
+            )
+        except UnexpectedResponse:  # missing (404) or moved: declares nothing
+            return listing
+        try:
+            ref = parse_adapter_config(json.loads(text))
+        except ValueError:  # not JSON: declares nothing
+            return listing
+        if ref is None or ref in listing.lineage:
+            return listing
+        return replace(listing, lineage=(*listing.lineage, ref))
 
     def _error(self, url: str, exc: Exception) -> HostError:
         """Map an exception from huggingface_hub to this project's errors."""

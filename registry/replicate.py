@@ -36,7 +36,7 @@ from modelscan.registry.base import (
     parse_time,
     replace,
 )
-from modelscan.registry.http import HttpClient, join_url, relative_ref
+from modelscan.registry.http import HttpClient, join_url, relative_ref, strip_api_path
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 BASE_URL_ENV = "MODELSCAN_REPLICATE_URL"
@@ -81,7 +81,8 @@ _CIVITAI_LINK = re.compile(r"https?://(?:www\.)?civitai\.com/models/(\d+)")
 
 def base_url_from_env(endpoint: str | None = None) -> str:
     """Return ``--endpoint``, else ``MODELSCAN_REPLICATE_URL``, else Replicate's API."""
-    return (endpoint or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+    given = endpoint or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    return strip_api_path(given, "/v1")
 
 
 # --- pure parsing ---------------------------------------------------------------------
@@ -191,7 +192,7 @@ class ReplicateHost:
 
     def __init__(self, client: HttpClient, base_url: str = DEFAULT_BASE_URL) -> None:
         self.client = client
-        self.base_url = base_url.rstrip("/")
+        self.base_url = strip_api_path(base_url, "/v1")
         self.cursor_key = "default"
         self.complete_listing = True
 
@@ -306,5 +307,5 @@ class ReplicateHost:
             return self.client.get_text(
                 join_url(self.base_url, f"/v1/models/{host_id}/readme")
             )
-        except UnexpectedResponse:  # no README (404) or an older API without the route
+        except (UnexpectedResponse, AuthRequired):  # none (404), old API, or refused
             return None

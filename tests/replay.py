@@ -27,7 +27,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +49,9 @@ CURSOR_KEYS = ("cursor", "page")
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".h5", ".msgpack", ".onnx", ".pt",
                 ".pth", ".ckpt", ".ot", ".tflite", ".model", ".pkl")  # fmt: skip
 _VISIT = re.compile(r"_visit\d+$")
+ANY = re.compile("")
+OPEN_IN_GATED = ("README.md", ".gitattributes")  # served by the Hub to anyone
+RESET_HEADER = "X-Replay-Reset"  # internal: the handler cuts the connection
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -74,6 +79,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     times: int | None = 1  # None: forever
     truncate: bool = False  # serve the real answer cut in half instead
+    reset: bool = False  # promise the whole answer, send half, close the connection
 
 
 class ReplayServer:
@@ -87,6 +93,10 @@ class ReplayServer:
         self.require_auth: set[str] = {"replicate"}
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.bad_tokens: set[str] = set()  # Authorization tokens answered with 401
+        self.chaos_counts = {"5xx": 0, "truncated": 0, "reset": 0}
+        self._chaos: tuple[random.Random, float, float, float] | None = None
+        self._records: tuple[int, dict[str, dict[str, Any]]] | None = None
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -120,6 +130,7 @@ class ReplayServer:
         with self._lock:
             self.requests.clear()
             self.faults.clear()
+            self._chaos = None
 
     def fail(
         self,
@@ -129,11 +140,32 @@ class ReplayServer:
         times: int | None = 1,
         headers: dict[str, str] | None = None,
         truncate: bool = False,
+        reset: bool = False,
     ) -> None:
-        """Answer matching requests with ``status`` (or truncated) ``times`` times."""
+        """Answer matching requests with ``status`` (or truncated, or reset).
+
+        ``truncate`` serves half of the real body as a complete answer (JSON that
+        does not decode); ``reset`` announces the whole body, sends half of it and
+        closes the connection (the client sees a reset mid-body).
+        """
         self.faults.append(
-            Fault(re.compile(pattern), status, headers or {}, times, truncate)
+            Fault(re.compile(pattern), status, headers or {}, times, truncate, reset)
         )
+
+    def chaos(
+        self,
+        *,
+        seed: int,
+        server_errors: float = 0.0,
+        truncations: float = 0.0,
+        resets: float = 0.0,
+    ) -> None:
+        """Fail each request at random: 5xx, truncated body or reset mid-body.
+
+        The draws come from ``random.Random(seed)``, one per request in arrival
+        order, so a run is reproducible up to thread scheduling.
+        """
+        self._chaos = (random.Random(seed), server_errors, truncations, resets)
 
     def count(self, pattern: str) -> int:
         """How many requests matched ``pattern`` (searched in ``/host/path?query``)."""
@@ -149,24 +181,93 @@ class ReplayServer:
     ) -> Answer:
         with self._lock:
             self.requests.append(Request(host, path, query, headers))
-            fault = self._take_fault(f"/{host}{path}?{query}")
+            fault = self._take_fault(f"/{host}{path}?{query}") or self._draw_chaos()
         if self.delay:
             time.sleep(self.delay)
-        if fault is not None and not fault.truncate:
+        if fault is not None and not (fault.truncate or fault.reset):
             body = json.dumps({"error": f"injected HTTP {fault.status}"}).encode()
             return (
                 fault.status,
                 {"Content-Type": "application/json", **fault.headers},
                 body,
             )
-        if host in self.require_auth and "authorization" not in headers:
-            return self._file_answer(
-                self.root / host / "unauthenticated.401.json", 401, {}
-            )
+        refused = self._refuse(host, path, headers)
+        if refused is not None:
+            return refused
         status, out_headers, body = self._route(host, path, query)
+        if fault is not None and fault.reset:
+            return status, {**out_headers, RESET_HEADER: "1"}, body
         if fault is not None:
             body = body[: max(1, len(body) // 2)]
         return status, out_headers, body
+
+    def _draw_chaos(self) -> Fault | None:
+        if self._chaos is None:
+            return None
+        rng, server_errors, truncations, resets = self._chaos
+        draw = rng.random()
+        for kind, share, fault in (
+            ("5xx", server_errors, Fault(ANY, 503)),
+            ("truncated", truncations, Fault(ANY, truncate=True)),
+            ("reset", resets, Fault(ANY, reset=True)),
+        ):
+            if draw < share:
+                self.chaos_counts[kind] += 1
+                return fault
+            draw -= share
+        return None
+
+    def _refuse(self, host: str, path: str, headers: dict[str, str]) -> Answer | None:
+        """The hosts' answers to a missing, bad or insufficient token, if any."""
+        auth = headers.get("authorization", "")
+        if auth.removeprefix("Bearer ") in self.bad_tokens:
+            return self._bad_token(host)
+        if host in self.require_auth and not auth:
+            return self._file_answer(
+                self.root / host / "unauthenticated.401.json", 401, {}
+            )
+        if host == "huggingface":
+            return self._hf_gate(path, bool(auth))
+        return None
+
+    def _bad_token(self, host: str) -> Answer:
+        if host == "replicate":
+            return self._file_answer(
+                self.root / host / "unauthenticated.401.json", 401, {}
+            )
+        # The Hub's words for a token it does not know (huggingface_hub
+        # utils/_http.py hf_raise_for_status compares X-Error-Message with them).
+        message = "Invalid credentials in Authorization header"
+        if host == "civitai":
+            message = "Unauthorized"  # status as Civitai answers; body constructed
+        headers = {"Content-Type": "application/json", "X-Error-Message": message}
+        return 401, headers, json.dumps({"error": message}).encode()
+
+    def _hf_gate(self, path: str, authorized: bool) -> Answer | None:
+        """401/403 ``GatedRepo`` for the files of a gated repo, as the Hub answers.
+
+        The Hub serves README.md and .gitattributes of a gated repo to anyone;
+        any other ``/resolve/`` of it is refused: 401 without a token, 403 with a
+        token whose account was not granted (``X-Error-Code: GatedRepo``, which
+        huggingface_hub maps to GatedRepoError).
+        """
+        repo_id, sep, rest = path.lstrip("/").partition("/resolve/")
+        if not sep or rest.split("/", 1)[-1] in OPEN_IN_GATED:
+            return None
+        record = self.hf_records().get(repo_id)
+        if record is None or not record.get("gated"):
+            return None
+        status = 403 if authorized else 401
+        message = (
+            f"Access to model {repo_id} is restricted and you are not in the "
+            "authorized list."
+            if authorized
+            else f"Access to model {repo_id} is restricted. You must have access "
+            "to it and be authenticated to access it. Please log in."
+        )
+        headers = {"Content-Type": "application/json", "X-Error-Code": "GatedRepo",
+                   "X-Error-Message": message}  # fmt: skip
+        return status, headers, json.dumps({"error": message}).encode()
 
     def _take_fault(self, target: str) -> Fault | None:
         for fault in self.faults:
@@ -255,7 +356,15 @@ class ReplayServer:
     # --- Hugging Face answers built from the recorded model records ------------------
 
     def hf_records(self) -> dict[str, dict[str, Any]]:
-        """The model records served at this visit, by repo id."""
+        """The model records served at this visit, by repo id (read once a visit)."""
+        cached = self._records
+        if cached is not None and cached[0] == self.visit:
+            return cached[1]
+        records = self._read_hf_records()
+        self._records = (self.visit, records)
+        return records
+
+    def _read_hf_records(self) -> dict[str, dict[str, Any]]:
         folder = self.root / "huggingface" / "api" / "models"
         stems = {
             str(p.relative_to(folder)).removesuffix(".json").removesuffix(".meta")
@@ -425,11 +534,18 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             status, out_headers, body = server.answer(
                 host, "/" + rest, parts.query, headers
             )
+            reset = out_headers.pop(RESET_HEADER, None) is not None
             self.send_response(status)
             for key, value in out_headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if reset:  # half the promised body, then the connection goes away
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002

@@ -98,7 +98,9 @@ def crawl(
     a killed crawl loses nothing; a repo whose revision did not change costs no
     file request. Tokens come from HF_TOKEN, CIVITAI_API_TOKEN and
     REPLICATE_API_TOKEN (Replicate needs one; without it --host all skips
-    Replicate). Exit status 1 when a host failed.
+    Replicate). A failing repo is retried once in the run, then recorded and
+    skipped; a gated repo is kept with status gated. With --host all every host
+    is crawled even when one fails. Exit status 1 when a host failed.
 
     \b
     Example:
@@ -122,9 +124,16 @@ def crawl(
                                 limit=limit, max_pages=max_pages, full=full,
                                 workers=workers, as_json=as_json)  # fmt: skip
             results.append(result)
-    failed = any(r["status"] == "failed" for r in results)
+    failed = [r for r in results if r["status"] == "failed"]
     if as_json:
         click.echo(json.dumps({"ok": not failed, "hosts": results}, indent=2))
+    elif failed and len(results) > 1:
+        reasons = "; ".join(f"{r['host']}: {r['error']}" for r in failed)
+        click.echo(
+            f"modelscan: error: {len(failed)} of {len(results)} hosts failed "
+            f"({reasons})",
+            err=True,
+        )
     if failed:
         sys.exit(1)
 
@@ -147,17 +156,31 @@ def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool
         click.echo(f"{name}: skipped: {exc}", err=True)
         return {"host": name, "status": "skipped", "error": str(exc)}
     stats = CrawlStats(host=name)
+    hint = None
     with _Progress(name, enabled=not as_json and sys.stderr.isatty()) as bar:
         try:
             crawl(host, store, limit=limit, max_pages=max_pages, full=full,
                   workers=workers, progress=bar.update, stats=stats)  # fmt: skip
         except (HostError, StoreError) as exc:
             stats.status, stats.error = "failed", host.client.redact(str(exc))
+            hint = _hints().get(type(exc))
     if not as_json:
         click.echo(stats.summary(), err=stats.status == "failed")
-        if stats.error and "rate limited" in stats.error:
-            click.echo("hint: lower --rate, or set the host's token", err=True)
+        if hint:
+            click.echo(f"hint: {hint}", err=True)
     return stats.as_dict()
+
+
+def _hints() -> dict[type[Exception], str]:
+    from modelscan.errors import AuthRequired, HostUnavailable, RateLimited
+
+    return {
+        RateLimited: "lower --rate, or set the host's token",
+        AuthRequired: "the token in the host's variable is wrong or lacks access; "
+        "unset it to crawl anonymously",
+        HostUnavailable: "the host is down or unreachable: run again later, "
+        "the crawl resumes where it stopped",
+    }
 
 
 class _Progress:

@@ -101,6 +101,7 @@ class FakeStore:
             i: self.repos[(host, i)]["revision"]
             for i in host_ids
             if (host, i) in self.repos
+            and self.repos[(host, i)]["status"] not in NOT_LIVE
         }
 
     def mark_gone(
