@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,6 +64,26 @@ class RangeReader(Protocol):
 
     def read_at(self, offset: int, n: int) -> bytes:
         """Return bytes [offset, offset+n); TruncatedFile if the file is shorter."""
+        ...
+
+
+class ReadAheadReader(RangeReader, Protocol):
+    """A reader that may choose how much to return to a sequential parser.
+
+    Remote readers implement it so a parser walking a pickle of unknown length
+    does not pull megabytes of tensor data past the pickle's end.
+    """
+
+    def read_ahead(self, offset: int, need: int, want: int) -> bytes:
+        """Return at least ``need`` and at most ``want`` bytes at ``offset``."""
+        ...
+
+
+class PrefetchReader(RangeReader, Protocol):
+    """A reader told in advance which ranges will be read (one request each)."""
+
+    def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """Fetch each [start, end) range now, so later ``read_at`` calls hit memory."""
         ...
 
 
@@ -131,6 +152,24 @@ class Layout:
         None  # safetensors: 8 + header length (AutoV3 hashes from here)
     )
     pickle_safety: PickleSafety | None = None
+
+
+def coalesce(ranges: Iterable[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """Merge byte ranges [start, end) that overlap or lie within ``gap`` bytes.
+
+    One HTTP Range request per merged range reads a few wasted bytes instead of
+    paying a round trip per range.
+
+    >>> coalesce([(0, 10), (12, 20), (100, 110)], gap=4)
+    [(0, 20), (100, 110)]
+    """
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if merged and start <= merged[-1][1] + gap:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

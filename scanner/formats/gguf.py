@@ -67,13 +67,24 @@ _SCALARS: dict[int, tuple[str, str]] = {
 _TYPE_NAMES = {k: v[0] for k, v in _SCALARS.items()} | {8: "string", 9: "array"}
 _MIN_KV_BYTES = 8 + 1 + 4 + 1  # key length, a 1-byte key, value type, a u8 value
 _MIN_TENSOR_BYTES = 8 + 4 + 4 + 8  # empty name, n_dims, type, offset
+# First guesses of an item's size before any was read (a vocabulary token with
+# its length, a tensor info with a short name and two dims); then the mean so far.
+_STRING_GUESS = 8 + 8
+_TENSOR_INFO_GUESS = 8 + 24 + 4 + 16 + 4 + 8
 
 
-def read_layout(reader: RangeReader) -> Layout:
+def read_layout(
+    reader: RangeReader, *, window: tuple[int, int] = (_CHUNK, _CHUNK)
+) -> Layout:
     """Read and validate a GGUF header through ``reader`` (tensor data is not read).
 
     Args:
         reader: random access to the file.
+        window: (smallest, largest) read. Between the two the size of each read
+            follows the parser's estimate of the bytes it needs next (a
+            vocabulary array's remaining strings, the tensor infos), so a remote
+            read of the header neither pays a request per 64 KiB nor reads far
+            past the header's end. The default reads in fixed 1 MiB windows.
 
     Returns:
         The file's :class:`Layout`: tensors in header order with absolute offsets,
@@ -85,7 +96,9 @@ def read_layout(reader: RangeReader) -> Layout:
         HeaderTooLarge: a count or the header itself is above the sanity caps.
         InvalidHeader: the header breaks a GGUF rule.
     """
-    cursor = _Cursor(reader.read_at, path=reader.name, file_size=reader.size)
+    cursor = _Cursor(
+        reader.read_at, path=reader.name, file_size=reader.size, window=window
+    )
     return _parse(cursor)
 
 
@@ -115,12 +128,19 @@ class _Cursor:
     """Sequential reads over a random-access source, through a window of bytes."""
 
     def __init__(
-        self, fetch: Callable[[int, int], bytes], *, path: str, file_size: int
+        self,
+        fetch: Callable[[int, int], bytes],
+        *,
+        path: str,
+        file_size: int,
+        window: tuple[int, int] = (_CHUNK, _CHUNK),
     ) -> None:
         self.fetch = fetch
         self.path = path
         self.size = file_size
         self.pos = 0
+        self.hint = 0  # bytes the parser expects to read next (0: no estimate)
+        self._window = window
         self._buf = b""
         self._base = 0
 
@@ -141,7 +161,8 @@ class _Cursor:
         """Advance by ``n`` bytes; return their offset in ``self._buf``."""
         self.require(n, what)
         if self.pos + n > self._base + len(self._buf):
-            want = min(max(n, _CHUNK), self.size - self.pos)
+            lo, hi = self._window
+            want = min(max(n, min(max(lo, self.hint), hi)), self.size - self.pos)
             self._buf = self.fetch(self.pos, want)
             self._base = self.pos
             if len(self._buf) < n:
@@ -197,7 +218,12 @@ def _parse(c: _Cursor) -> Layout:
     n_kv = _count(c, "metadata count", MAX_KV, _MIN_KV_BYTES)
     kvs = _read_kvs(c, n_kv)
     alignment = _alignment(kvs, c.path)
-    infos = [_read_tensor_info(c, i) for i in range(n_tensors)]
+    infos = []
+    start = c.pos
+    for i in range(n_tensors):
+        c.hint = _estimate(c.pos - start, i, n_tensors, _TENSOR_INFO_GUESS)
+        infos.append(_read_tensor_info(c, i))
+    c.hint = 0
     names = collections.Counter(name for name, *_ in infos)
     for name, seen in names.items():
         if seen > 1:
@@ -322,7 +348,9 @@ def _skip_items(c: _Cursor, item_type: int, n: int, what: str, depth: int) -> No
     if item_type in _SCALARS:
         c.skip(n * _min_item_bytes(item_type), what)
         return
-    for _ in range(n):
+    start = c.pos
+    for i in range(n):
+        c.hint = _estimate(c.pos - start, i, n, _STRING_GUESS)
         if item_type == _STRING:
             c.skip(c.length(f"an item of {what}"), what)
         else:
@@ -330,6 +358,17 @@ def _skip_items(c: _Cursor, item_type: int, n: int, what: str, depth: int) -> No
             count = int(c.unpack("Q", f"length in {what}"))
             _check_array(c, inner, count, what, depth + 1)
             _skip_items(c, inner, count, what, depth + 1)
+    c.hint = 0
+
+
+def _estimate(used: int, done: int, total: int, guess: int) -> int:
+    """Bytes the ``total - done`` items left will take, at the mean size so far.
+
+    >>> _estimate(160, 10, 100, 8)
+    1440
+    """
+    mean = used // done if done else guess
+    return (total - done) * mean
 
 
 def _alignment(kvs: dict[str, tuple[int, Any]], path: str) -> int:

@@ -116,8 +116,10 @@ class _Source:
         path: str,
         cap: int = MAX_PICKLE_BYTES,
         preloaded: bytes | None = None,
+        fetch_some: Callable[[int, int, int], bytes] | None = None,
     ) -> None:
         self._fetch = fetch
+        self._fetch_some = fetch_some
         self._data_end = end
         self._end = min(end, start + cap)
         self._cap = cap
@@ -145,9 +147,11 @@ class _Source:
         if n > self.remaining():
             raise self.short(n, what)
         if self.pos + n > self._base + len(self._buf):
-            self._buf = self._fetch(
-                self.pos, min(max(n, self._window), self.remaining())
-            )
+            want = min(max(n, self._window), self.remaining())
+            if self._fetch_some is not None:  # the reader picks, between n and want
+                self._buf = self._fetch_some(self.pos, n, want)
+            else:
+                self._buf = self._fetch(self.pos, want)
             self._base = self.pos
             self._window = min(self._window * 4, _MAX_FETCH)
 
@@ -524,9 +528,18 @@ def walk_pickle(
 def walk_pickle_at(
     reader: RangeReader, offset: int, *, cap: int = MAX_PICKLE_BYTES
 ) -> PickleResult:
-    """Like :func:`walk_pickle`, reading the file lazily from ``offset``."""
+    """Like :func:`walk_pickle`, reading the file lazily from ``offset``.
+
+    A reader with a ``read_ahead`` method (a remote one) decides how far past
+    the bytes needed each read goes.
+    """
     src = _Source(
-        reader.read_at, start=offset, end=reader.size, path=reader.name, cap=cap
+        reader.read_at,
+        start=offset,
+        end=reader.size,
+        path=reader.name,
+        cap=cap,
+        fetch_some=getattr(reader, "read_ahead", None),
     )
     return _run(src)
 

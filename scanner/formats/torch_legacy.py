@@ -81,6 +81,34 @@ def _storage_offsets(
     return out, pos
 
 
+def _offsets_from_pickle(
+    reader: RangeReader, keys: list[str], refs: dict[str, StorageRef], start: int
+) -> tuple[dict[str, tuple[int, int]], int] | None:
+    """Storage offsets from the element counts the persistent ids state.
+
+    Saves one read per storage (a remote reader pays a request for each count
+    field). The first and last count fields are read to confirm the chain; any
+    disagreement returns None and the caller walks every count field.
+    """
+    pos = start
+    out: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        ref = refs.get(key)
+        if ref is None or ref.dtype is None or ref.numel is None:
+            return None
+        nbytes = ref.numel * DTYPE_SIZES[ref.dtype]
+        if pos + 8 + nbytes > reader.size:
+            return None
+        out[key] = (pos + 8, nbytes)
+        pos += 8 + nbytes
+    for key in (keys[:1] + keys[-1:]) if keys else []:
+        offset, nbytes = out[key]
+        (numel,) = struct.unpack("<Q", reader.read_at(offset - 8, 8))
+        if numel * DTYPE_SIZES[refs[key].dtype or "U8"] != nbytes:
+            return None
+    return out, pos
+
+
 def _read_pickles(reader: RangeReader) -> list[pickle_safe.PickleResult]:
     """The five pickles, with the magic number, version and byte order checked."""
     where = reader.name
@@ -100,11 +128,14 @@ def _read_pickles(reader: RangeReader) -> list[pickle_safe.PickleResult]:
     return results
 
 
-def read_layout(reader: RangeReader) -> Layout:
+def read_layout(reader: RangeReader, *, sizes_from_pickle: bool = False) -> Layout:
     """Read a legacy (non-zip) torch file without unpickling it.
 
     Args:
         reader: the file.
+        sizes_from_pickle: locate storages from the element counts in the
+            persistent ids (two count fields read to confirm) instead of
+            reading every storage's count field; a remote reader asks for it.
 
     Returns:
         A ``Layout`` with format ``torch-legacy``, one span per tensor, the
@@ -120,7 +151,12 @@ def read_layout(reader: RangeReader) -> Layout:
     pickles = _read_pickles(reader)
     named, everything, metadata = named_tensors(pickles[3].root, where=where)
     keys = _storage_keys(pickles[4].root, where)
-    storages, end = _storage_offsets(reader, keys, everything.storages, pickles[4].end)
+    found = None
+    if sizes_from_pickle:
+        found = _offsets_from_pickle(reader, keys, everything.storages, pickles[4].end)
+    if found is None:
+        found = _storage_offsets(reader, keys, everything.storages, pickles[4].end)
+    storages, end = found
     spans = []
     for name, t in named:
         if t.storage.key not in storages:

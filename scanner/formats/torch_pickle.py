@@ -107,6 +107,7 @@ class StorageRef:
     key: str
     dtype: str | None  # element type of the storage class; None when unsupported
     view_offset: int = 0  # legacy view_metadata: elements into the root storage
+    numel: int | None = None  # elements of the storage, as the persistent id says
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,11 @@ def storage_ref(ref: PersistentRef, where: str) -> StorageRef | None:
     offset = 0
     if isinstance(view, tuple) and len(view) == 3:  # legacy (view_key, offset, size)
         offset = _ints(view[1:2], "storage view offset", where)[0]
-    return StorageRef(key, _STORAGE_DTYPES.get(pid[1].name), offset)
+    size = pid[4]
+    numel = size if isinstance(size, int) and not isinstance(size, bool) else None
+    if numel is not None and numel < 0:
+        numel = None
+    return StorageRef(key, _STORAGE_DTYPES.get(pid[1].name), offset, numel)
 
 
 def _rebuild_args(obj: Call, where: str) -> TensorRef | _Skip:

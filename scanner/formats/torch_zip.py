@@ -36,13 +36,21 @@ from modelscan.scanner.formats.torch_pickle import (
     tensor_span,
     top_level_metadata,
 )
-from modelscan.scanner.layout import MAX_TENSORS, Layout, RangeReader, TensorSpan
+from modelscan.scanner.layout import (
+    MAX_TENSORS,
+    Layout,
+    RangeReader,
+    TensorSpan,
+    coalesce,
+)
 
 MAX_ZIP_ENTRIES = 2 * MAX_TENSORS  # storages plus TorchScript code and debug pickles
 MAX_CENTRAL_DIRECTORY = 256 * 1024 * 1024
 _SNIFF_WHOLE = 64 * 1024  # members up to this size may be parsed to sniff a pickle
 _CHUNK = 1024 * 1024
 _TAIL = 22 + 0xFFFF  # EOCD plus the longest comment
+_PREFETCH_GAP = 64 * 1024  # remote: metadata ranges closer than this merge
+_PREFETCH_RANGES = 8  # remote: at most this many metadata requests (gap doubles)
 
 _EOCD = struct.Struct("<4sHHHHIIH")
 _ZIP64_LOCATOR = struct.Struct("<4sIQI")
@@ -337,13 +345,75 @@ def _archive_safety(
     return replace(verdict, verdict="unsafe") if unreadable else verdict
 
 
+def _next_starts(reader: RangeReader, members: list[ZipMember]) -> dict[str, int]:
+    """Where the bytes after each member begin: the next local header or the CD."""
+    _eocd_at, _count, _cd_size, cd_offset = _eocd(reader)
+    ordered = sorted(members, key=lambda m: m.header_offset)
+    starts = [m.header_offset for m in ordered[1:]] + [cd_offset]
+    return {m.name: nxt for m, nxt in zip(ordered, starts, strict=True)}
+
+
+def _torch_data_offset(m: ZipMember, next_start: int) -> int | None:
+    """A member's data offset without reading its local header, when certain.
+
+    PyTorch's writer (caffe2/serialize/inline_container.cc, ``getPadding``)
+    pads the local extra field ("FB" + padding) so data starts at a multiple of
+    64 after a 30-byte header, the name and the 4-byte extra header (plus zip64
+    fields for members or offsets past 4 GiB), and writes a data descriptor
+    after the data when flag bit 3 is set. The offset is trusted only when that
+    prediction ends the data exactly at the next member (or the CD) less a
+    descriptor of a legal size; otherwise the caller reads the local header.
+    """
+    start = m.header_offset + _LOCAL.size + len(m.raw_name) + 4
+    big_size, big_offset = m.csize >= 0xFFFFFFFF, m.header_offset >= 0xFFFFFFFF
+    if big_size or big_offset:
+        start += 4 + (16 if big_size else 0) + (8 if big_offset else 0)
+    predicted = -(-start // 64) * 64
+    descriptor = next_start - predicted - m.csize
+    allowed = (12, 16, 20, 24) if m.flags & 8 else (0,)
+    return predicted if descriptor in allowed else None
+
+
+def _prefetch_metadata(
+    reader: RangeReader, members: list[ZipMember], prefix: str, ends: dict[str, int]
+) -> None:
+    """Tell a remote reader the ranges the checkpoint's metadata lies in.
+
+    Every member but the tensor storages (pickles, code, version, byteorder)
+    is read by the safety walk; their local headers and bytes are fetched in a
+    few coalesced ranges, never the storages between them when far apart.
+    """
+    prefetch = getattr(reader, "prefetch", None)
+    if prefetch is None:
+        return
+    storage = prefix + "data/"
+    ranges = []
+    for m in members:
+        if m.name.startswith(storage):
+            continue
+        whole = _named_pickle(m) or m.usize <= _SNIFF_WHOLE
+        end = ends[m.name] if whole else m.header_offset + _LOCAL.size + 1024
+        ranges.append((m.header_offset, min(ends[m.name], end)))
+    gap = _PREFETCH_GAP
+    merged = coalesce(ranges, gap)
+    while len(merged) > _PREFETCH_RANGES:
+        gap *= 2
+        merged = coalesce(ranges, gap)
+    prefetch(merged)
+
+
 def _storage_spans(
     reader: RangeReader,
     by_name: dict[str, ZipMember],
     prefix: str,
     named: list[tuple[str, TensorRef]],
+    ends: dict[str, int] | None = None,
 ) -> list[TensorSpan]:
-    """Locate each tensor in its ``<prefix>/data/<key>`` member."""
+    """Locate each tensor in its ``<prefix>/data/<key>`` member.
+
+    With ``ends`` (a remote read) offsets come from :func:`_torch_data_offset`
+    where it is certain, saving a local-header read per storage.
+    """
     where = reader.name
     spans = []
     offsets: dict[str, int] = {}
@@ -356,7 +426,8 @@ def _storage_spans(
             reason = f"tensor {name!r}: storage {member} is compressed (torch never is)"
             raise InvalidHeader(where, reason)
         if member not in offsets:
-            offsets[member] = data_offset(reader, m)
+            guess = _torch_data_offset(m, ends[member]) if ends else None
+            offsets[member] = guess if guess is not None else data_offset(reader, m)
         spans.append(
             tensor_span(
                 name,
@@ -379,7 +450,10 @@ def _byteorder(reader: RangeReader, m: ZipMember | None) -> str:
 
 
 def read_layout(
-    reader: RangeReader, *, max_pickle_bytes: int = pickle_safe.MAX_PICKLE_BYTES
+    reader: RangeReader,
+    *,
+    max_pickle_bytes: int = pickle_safe.MAX_PICKLE_BYTES,
+    remote: bool = False,
 ) -> Layout:
     """Read a torch zip checkpoint or TorchScript archive without unpickling it.
 
@@ -387,6 +461,9 @@ def read_layout(
         reader: the file.
         max_pickle_bytes: cap on the bytes of data.pkl and of all other pickle
             members together (inflated size for compressed ones).
+        remote: read as few ranges as possible: prefetch the metadata members
+            in coalesced ranges and locate storages without their local headers
+            where PyTorch's alignment makes that certain.
 
     Returns:
         A ``Layout`` with format ``torch-zip`` or ``torchscript``, one span per
@@ -402,6 +479,9 @@ def read_layout(
     by_name = {m.name: m for m in members}
     data_pkl = _find_data_pkl(members, reader.name)
     prefix = data_pkl.name[: -len("data.pkl")]
+    ends = _next_starts(reader, members) if remote else None
+    if ends is not None:
+        _prefetch_metadata(reader, members, prefix, ends)
     code = prefix + "code/"
     torchscript = prefix + "constants.pkl" in by_name or any(
         n.startswith(code) for n in by_name
@@ -411,7 +491,7 @@ def read_layout(
     where = f"{reader.name}:{data_pkl.name}"
     result = pickle_safe.walk_pickle(data, path=where)
     named, everything, metadata = named_tensors(result.root, where=where)
-    spans = _storage_spans(reader, by_name, prefix, named)
+    spans = _storage_spans(reader, by_name, prefix, named, ends)
     skip = {data_pkl.name} | {f"{prefix}data/{k}" for k in everything.storages}
     safety = _archive_safety(
         reader,
