@@ -387,10 +387,14 @@ class HttpClient:
         return target
 
     def get_json(
-        self, url: str, *, params: Mapping[str, Any] | None = None
+        self,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        redirects: int = 0,
     ) -> JsonResponse:
         """GET ``url`` and decode its JSON body (one cut short is fetched again)."""
-        response = self._get(url, params, 0, expect_json=True)
+        response = self._get(url, params, redirects, expect_json=True)
         next_link = response.links.get("next", {}).get("url")
         return JsonResponse(
             response.url, response.status_code, response.json(), response.headers,

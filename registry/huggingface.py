@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -439,19 +438,16 @@ class HuggingFaceHost:
         repo_id = listing.host_id
         url = join_url(self.base_url, f"/{repo_id}/resolve/{sha}/{ADAPTER_CONFIG}")
         try:
-            text = self.client.get(url, redirects=3).text
+            data = self.client.get_json(url, redirects=3).data
         except AuthRequired as exc:  # gated (or refused): this repo only, not the run
             unread = {**listing.extra.get("unread", {}), ADAPTER_CONFIG: str(exc)}
             status = "gated" if exc.gated else listing.status
             return replace(
                 listing, status=status, extra={**listing.extra, "unread": unread}
             )
-        except UnexpectedResponse:  # missing (404) or moved: declares nothing
+        except UnexpectedResponse:  # missing (404), moved, or never valid JSON
             return listing
-        try:
-            ref = parse_adapter_config(json.loads(text))
-        except ValueError:  # not JSON: declares nothing
-            return listing
+        ref = parse_adapter_config(data)
         if ref is None or ref in listing.lineage:
             return listing
         return replace(listing, lineage=(*listing.lineage, ref))

@@ -13,55 +13,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from indexrows import query
 from replay import ReplayServer
-from sqlalchemy import Connection, text
 
 from modelscan.cli import cli
 from modelscan.cli.crawl_cmd import HOST_NAMES
-from modelscan.db.engine import open_store
 
 TOKEN = "r8_cli-test-token"
-
-
-@pytest.fixture
-def server() -> Iterator[ReplayServer]:
-    """The replay server on 127.0.0.1."""
-    with ReplayServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def env(
-    server: ReplayServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> dict[str, str]:
-    """Environment pointing every host at the replay server; no tokens."""
-    values = {
-        "HF_ENDPOINT": server.base("huggingface"),
-        "MODELSCAN_CIVITAI_URL": server.base("civitai"),
-        "MODELSCAN_REPLICATE_URL": server.base("replicate"),
-        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
-        "HF_HOME": str(tmp_path / "hf-home"),
-    }
-    for name in ("HF_TOKEN", "CIVITAI_API_TOKEN", "REPLICATE_API_TOKEN",
-                 "MODELSCAN_DATABASE_URL"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
-
-
-def query(db: str, sql: str) -> list[tuple[Any, ...]]:
-    def run(conn: Connection) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in conn.execute(text(sql))]
-
-    with open_store(db) as store:
-        return list(store.execute(run))
 
 
 def test_host_names_match_the_registry() -> None:
