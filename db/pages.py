@@ -289,7 +289,7 @@ def _touch_live_files(conn: Connection, repo_ids: list[int], seen_at: datetime) 
 def known_revisions(
     conn: Connection, host: str, host_ids: Sequence[str]
 ) -> dict[str, str | None]:
-    """Return {host_id: stored revision} for the repos of ``host_ids`` the index has live.
+    """Return {host_id: stored revision} of the repos of ``host_ids`` held as live.
 
     A repo the index holds as gone (or taken down, private, ...) is left out, as if
     unknown: the crawler fetches its details again, so a repo that comes back
