@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from modelscan.db.fileops import clean_text
 from modelscan.db.tables import BLOBS, CLAIMS, EVENTS, FILES, REPOS, TENSORS
 from modelscan.db.upsert import dialect_insert, upsert
 from modelscan.records import Fingerprint
+from modelscan.scanner.dtypes import dominant_dtype, dtype_elements
 
 _COMPUTED = (
     "size",
@@ -55,12 +55,7 @@ _COMPUTED = (
 
 def blob_row(fp: Fingerprint, at: datetime) -> dict[str, Any]:
     """Return the ``blobs`` row of a fingerprint."""
-    elements: Counter[str] = Counter()
-    for t in fp.tensors:
-        n = 1
-        for d in t.shape:
-            n *= d
-        elements[t.dtype] += n
+    elements = dtype_elements((t.dtype, t.shape) for t in fp.tensors)
     safety = fp.pickle_safety
     return {
         "sha256": fp.sha256.lower(),
@@ -76,7 +71,7 @@ def blob_row(fp: Fingerprint, at: datetime) -> dict[str, Any]:
         "structure_id": fp.structure_id,
         "tensor_count": len(fp.tensors),
         "parameter_count": fp.parameter_count,
-        "dtype": elements.most_common(1)[0][0] if elements else None,
+        "dtype": dominant_dtype((t.dtype, t.shape) for t in fp.tensors),
         "dtype_summary": dict(elements) or None,
         "metadata": fp.metadata or None,
         "safety_verdict": safety.verdict if safety else None,

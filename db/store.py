@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from modelscan.db import crawl, fingerprints, lookup, pages
 from modelscan.db.crawl import RunInfo
 from modelscan.db.engine import WRITE_OPTION, hide_password
+from modelscan.db.lineage_store import LineageRows
 from modelscan.db.lookup import HashQuery, Match
 from modelscan.db.pages import PageCounts
 from modelscan.db.tables import TABLES
@@ -77,8 +78,11 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class Store:
-    """The index on one database (open it with ``open_store``)."""
+class Store(LineageRows):
+    """The index on one database (open it with ``open_store``).
+
+    Lineage and spread loads and saves come from :class:`LineageRows`.
+    """
 
     def __init__(self, engine: Engine, *, url: str, read_only: bool = False) -> None:
         self.engine = engine

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from xml.etree import ElementTree as ET
 
-from modelscan.db.lineage_graph import Edge, LineageGraph, Node
+from modelscan.lineage.graph import Edge, LineageGraph, Node
 
 FORMATS = ("text", "json", "dot", "graphml")
 GRAPHML_NS = "http://graphml.graphdrawing.org/xmlns"
@@ -38,6 +38,31 @@ def edge_text(e: Edge) -> str:
     if e.confidence is not None:
         text += f", {e.confidence:.2f}"
     return text
+
+
+def edges_text(edges: list[Edge]) -> str:
+    """Describe the edges between two nodes, one phrase per relation and source.
+
+    Several files related the same way are counted, not repeated:
+    ``copy (6 files, identical-hash)``; the best confidence is shown when not
+    all of them are certain.
+
+    >>> e = Edge("repo:2", "repo:1", "copy", "identical-hash", 1.0, "sha256:ab")
+    >>> edges_text([e, e])
+    'copy (2 files, identical-hash)'
+    """
+    groups: dict[tuple[str, str], list[Edge]] = {}
+    for e in edges:
+        groups.setdefault((e.relation, e.source), []).append(e)
+    phrases = []
+    for (relation, source), same in groups.items():
+        if len(same) == 1:
+            phrases.append(edge_text(same[0]))
+            continue
+        known = [e.confidence for e in same if e.confidence is not None]
+        best = f", best {max(known):.2f}" if known and min(known) < 1.0 else ""
+        phrases.append(f"{relation} ({len(same)} files, {source}{best})")
+    return "; ".join(phrases)
 
 
 def node_text(n: Node) -> str:
@@ -68,7 +93,7 @@ def _tree(graph: LineageGraph, root: str, *, up: bool) -> list[str]:
             last = i == len(order) - 1
             node = graph.nodes.get(other)
             label = node_text(node) if node else other
-            how = "; ".join(edge_text(e) for e in by_node[other])
+            how = edges_text(by_node[other])
             again = other in shown
             tail = "  (shown above)" if again else ""
             lines.append(f"{prefix}{'└── ' if last else '├── '}{label}  [{how}]{tail}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import blake3
 import numpy as np
@@ -175,58 +176,29 @@ def strided_digest(path: str, span: TensorSpan) -> str:
     return hasher.hexdigest()
 
 
-def correlation(a: bytes, b: bytes) -> float | None:
-    """Pearson correlation of two sketches; None when either window has no spread."""
-    x = np.frombuffer(a, dtype="<f2").astype(np.float64)
-    y = np.frombuffer(b, dtype="<f2").astype(np.float64)
-    if x.shape != y.shape or x.std() == 0 or y.std() == 0:
-        return None
-    return float(np.corrcoef(x, y)[0, 1])
+class _Sketch(NamedTuple):
+    name: str
+    shape: tuple[int, ...]
+    sketch: bytes
 
 
 def compare_sketches(
     a: Sequence[tuple[str, tuple[int, ...], bytes | None]],
     b: Sequence[tuple[str, tuple[int, ...], bytes | None]],
 ) -> dict[str, float]:
-    """Correlate two files' sketches tensor by tensor, on matrices only.
+    """Correlate two files' sketches matrix by matrix (:mod:`similarity`'s rule).
 
-    Tensors pair by name; failing that, by shape in file order. 1-D tensors and
-    windows without spread are no evidence (DESIGN.md section 4) and are left out.
-
-    Args:
-        a: (name, shape, sketch) per tensor of the first file.
-        b: the same for the second file.
+    Kept for callers holding ``(name, shape, sketch)`` tuples; the pairing and
+    the Pearson r are :func:`modelscan.scanner.similarity.pair_correlations`.
 
     Returns:
         name in ``a`` -> Pearson correlation, for every pair with evidence.
     """
-    by_name = {name: (shape, sk) for name, shape, sk in b}
-    by_shape: dict[tuple[int, ...], list[bytes | None]] = {}
-    for _, shape, sk in b:
-        by_shape.setdefault(shape, []).append(sk)
-    taken: dict[tuple[int, ...], int] = {}
-    out: dict[str, float] = {}
-    for name, shape, sk in a:
-        if len(shape) < 2 or sk is None:
-            continue
-        if name in by_name and by_name[name][0] == shape:
-            other = by_name[name][1]
-        else:
-            i = taken.get(shape, 0)
-            candidates = by_shape.get(shape, [])
-            if i >= len(candidates):
-                continue
-            other = candidates[i]
-            taken[shape] = i + 1
-        r = correlation(sk, other) if other is not None else None
-        if r is not None:
-            out[name] = r
-    return out
+    from modelscan.scanner.similarity import pair_correlations
 
+    def sketches(
+        rows: Sequence[tuple[str, tuple[int, ...], bytes | None]],
+    ) -> list[_Sketch]:
+        return [_Sketch(n, tuple(s), sk) for n, s, sk in rows if sk]
 
-def shared_digest_fraction(a: Iterable[str], b: Iterable[str]) -> float:
-    """Share of the smaller file's tensor digests that the other file also holds."""
-    sa, sb = set(a), set(b)
-    if not sa or not sb:
-        return 0.0
-    return len(sa & sb) / min(len(sa), len(sb))
+    return pair_correlations(sketches(a), sketches(b))

@@ -31,14 +31,14 @@ from replay import DATA, ReplayServer
 
 from modelscan.cli import cli
 from modelscan.db.engine import open_store
-from modelscan.db.spread import JSON_KEYS
+from modelscan.lineage.spread import JSON_KEYS
 from modelscan.records import Fingerprint
 from modelscan.registry.base import crawl
 from modelscan.registry.civitai import CivitaiHost
 from modelscan.registry.http import HttpClient
 from modelscan.registry.huggingface import HuggingFaceHost
 from modelscan.scanner.fingerprint import fingerprint
-from modelscan.scanner.identity import correlation
+from modelscan.scanner.similarity import correlation
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -19,11 +19,21 @@ from modelscan.errors import ModelscanError
 
 
 class CommandError(click.ClickException):
-    """A failure a user can act on: one line ``modelscan: error: ...``, exit 1."""
+    """A failure a user can act on: one line ``modelscan: error: ...``, exit 1.
+
+    A hint (chosen by the exception's type, modelscan/cli/options.py) follows
+    on a second line ``hint: ...``.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
     def show(self, file: IO[Any] | None = None) -> None:
-        """Print the one-line message on stderr."""
+        """Print the one-line message (and the hint) on stderr."""
         click.echo(f"modelscan: error: {self.format_message()}", err=True, file=file)
+        if self.hint:
+            click.echo(f"hint: {self.hint}", err=True, file=file)
 
 
 class _Group(click.Group):
@@ -33,7 +43,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ModelscanError as exc:
-            raise CommandError(str(exc)) from exc
+            from modelscan.cli.options import hint_for
+
+            raise CommandError(str(exc), hint=hint_for(exc)) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,9 +71,24 @@ def _keep_example_lines(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from modelscan.cli import crawl_cmd, fingerprint_cmd, index_cmd, lineage_cmd
+    from modelscan.cli import (
+        crawl_cmd,
+        fingerprint_cmd,
+        index_cmd,
+        lineage_cmd,
+        spread_cmd,
+        status_cmd,
+    )
 
-    for module in (fingerprint_cmd, index_cmd, crawl_cmd, lineage_cmd):
+    modules = (
+        fingerprint_cmd,
+        index_cmd,
+        crawl_cmd,
+        lineage_cmd,
+        spread_cmd,
+        status_cmd,
+    )
+    for module in modules:
         for command in module.COMMANDS:
             _keep_example_lines(command)
             cli.add_command(command)

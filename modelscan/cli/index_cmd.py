@@ -16,27 +16,18 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from modelscan.cli.options import db_option, json_flag, open_index
 
 if TYPE_CHECKING:
     from modelscan.db.lookup import Match
 
-F = TypeVar("F", bound=Callable[..., Any])
 MAX_CELL = 80  # table cells longer than this are cut (use --csv/--json for all)
-
-
-def _db_option(fn: F) -> F:
-    return click.option(
-        "--db",
-        envvar="MODELSCAN_DATABASE_URL",
-        metavar="URL",
-        help="Index URL (SQLAlchemy); default: MODELSCAN_DATABASE_URL or the "
-        "SQLite file in the user data directory.",
-    )(fn)
 
 
 def _when(value: datetime | None) -> str:
@@ -56,8 +47,8 @@ def format_match(m: Match) -> str:
 
 @click.command()
 @click.argument("target", metavar="HASH_OR_FILE")
-@_db_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per occurrence.")
+@db_option
+@json_flag("One JSON object per occurrence.")
 def where(target: str, db: str | None, as_json: bool) -> None:
     r"""Every known occurrence of a file, by hash or by fingerprinting a local file.
 
@@ -74,18 +65,13 @@ def where(target: str, db: str | None, as_json: bool) -> None:
         modelscan where 85114A0D --json
         modelscan where ./downloads/model.safetensors
     """
-    from modelscan.db.engine import open_store
-
-    store = open_store(db, read_only=True)
-    try:
+    with open_index(db, read_only=True) as store:
         if os.path.isfile(target):
             from modelscan.scanner.fingerprint import fingerprint
 
             matches = store.find_fingerprint(fingerprint(target, any_file=True))
         else:
             matches = store.find(target)
-    finally:
-        store.close()
     if not matches:
         click.echo(f"modelscan: no known occurrence of {target}", err=True)
         sys.exit(1)
@@ -131,7 +117,7 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 @click.command()
 @click.argument("query", metavar="SQL")
-@_db_option
+@db_option
 @click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row.")
 @click.option("--json", "fmt", flag_value="json", help="A JSON array of objects.")
 @click.option("--write", is_flag=True, help="Allow a statement that writes.")
@@ -180,8 +166,8 @@ def db_group() -> None:
 
 
 @db_group.command("info")
-@_db_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@db_option
+@json_flag("Print a JSON object.")
 def db_info(db: str | None, as_json: bool) -> None:
     r"""Show the index URL (password hidden), schema revision and row counts.
 
@@ -215,7 +201,7 @@ def db_info(db: str | None, as_json: bool) -> None:
 
 
 @db_group.command("upgrade")
-@_db_option
+@db_option
 def db_upgrade(db: str | None) -> None:
     r"""Create the index or migrate it to this version's schema.
 
@@ -240,7 +226,7 @@ def db_upgrade(db: str | None) -> None:
 
 @db_group.command("unlock")
 @click.argument("host")
-@_db_option
+@db_option
 def db_unlock(host: str, db: str | None) -> None:
     r"""Remove the crawl lock of HOST left by a crawl that died.
 
@@ -252,13 +238,8 @@ def db_unlock(host: str, db: str | None) -> None:
     Example:
         modelscan db unlock civitai
     """
-    from modelscan.db.engine import open_store
-
-    store = open_store(db)
-    try:
+    with open_index(db) as store:
         run_id = store.release_lock(host)
-    finally:
-        store.close()
     if run_id is None:
         click.echo(f"no crawl lock for {host}")
     else:

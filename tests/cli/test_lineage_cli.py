@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from modelscan.cli import cli
 from modelscan.db.engine import open_store
-from modelscan.db.spread import JSON_KEYS
+from modelscan.lineage.spread import JSON_KEYS
 from modelscan.records import Fingerprint
 
 DB_TESTS = Path(__file__).resolve().parents[1] / "db"

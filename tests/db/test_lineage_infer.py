@@ -11,21 +11,19 @@ from lineage_world import DAY, T0, World, build, hf, noisy, remote, save, write_
 from safetensors.numpy import load_file, save_file
 from sqlalchemy import select
 
-from modelscan.db.lineage_graph import lineage, resolve_subject
-from modelscan.db.lineage_infer import OVERLAP, link, load_link_state
-from modelscan.db.lineage_refs import url_ref
 from modelscan.db.store import Store
 from modelscan.db.tables import LINEAGE, REPOS
-from modelscan.db.weights import (
-    TensorSketch,
-    is_embedding,
-    pair_correlations,
-    relation_for,
-    weight_similarity,
-)
+from modelscan.lineage.evidence import relation_for
+from modelscan.lineage.graph import lineage
+from modelscan.lineage.infer import OVERLAP, link
+from modelscan.lineage.subjects import resolve_subject
 from modelscan.records import Fingerprint, LineageRef
+from modelscan.refs import url_ref
 from modelscan.scanner.fingerprint import fingerprint
-from modelscan.scanner.identity import correlation
+from modelscan.scanner.similarity import (
+    correlation,
+    is_embedding,
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +65,13 @@ def edges(
         }
 
     return store.execute(read)  # type: ignore[no-any-return]
+
+
+def watermark(store: Store) -> str:
+    """The watermark the last link run saved, as saved (ISO text)."""
+    state = store.link_state()
+    assert state is not None
+    return str(state.state["watermark"])
 
 
 def expected_median(child: Fingerprint, parent: Fingerprint) -> float:
@@ -162,9 +167,8 @@ def test_link_twice_changes_nothing(store: Store, world: World) -> None:
 def test_link_is_incremental(store: Store, world: World) -> None:
     """The second run looks only at what was seen after the watermark, and finds it."""
     link(store)
-    state = store.execute(load_link_state)
     newest_sighting = T0 + 40 * DAY  # civitai's page; the takedown adds no sighting
-    assert state["watermark"] == (newest_sighting - OVERLAP).isoformat()
+    assert watermark(store) == (newest_sighting - OVERLAP).isoformat()
     fp = world.fps["base"]
     save(
         store,
@@ -175,10 +179,7 @@ def test_link_is_incremental(store: Store, world: World) -> None:
     stats = link(store)
     assert stats.blobs == 2  # the new copy, and civitai's page within the overlap
     assert ("late/base", "org/base", "copy", "identical-hash") in edges(store)
-    assert (
-        store.execute(load_link_state)["watermark"]
-        == (T0 + 90 * DAY - OVERLAP).isoformat()
-    )
+    assert watermark(store) == (T0 + 90 * DAY - OVERLAP).isoformat()
     assert link(store).blobs == 1  # nothing new: only the overlap again
 
 
@@ -231,8 +232,8 @@ def test_a_stale_inferred_edge_is_replaced(
 def test_lineage_graph_and_check(store: Store, world: World) -> None:
     """The graph holds the family; --check names declared edges the weights deny."""
     link(store)
-    subj = store.execute(lambda c: resolve_subject(c, "hf:liar/ft2"))
-    graph = store.execute(lambda c: lineage(c, subj, check=True))
+    subj = resolve_subject(store, "hf:liar/ft2")
+    graph = lineage(store, subj, check=True)
     labels = {k: n.label for k, n in graph.nodes.items()}
     parents = {
         (labels[e.parent], e.relation, e.source)
@@ -248,16 +249,16 @@ def test_lineage_graph_and_check(store: Store, world: World) -> None:
         "hf:other/unrelated",
         "hf:org/base",
     )
-    subj = store.execute(lambda c: resolve_subject(c, "hf:liar2/fresh"))
-    graph = store.execute(lambda c: lineage(c, subj, check=True))
+    subj = resolve_subject(store, "hf:liar2/fresh")
+    graph = lineage(store, subj, check=True)
     [c] = graph.contradictions
     assert c.kind == "low-correlation"
     assert c.correlation == pytest.approx(
         expected_median(world.fps["fresh"], world.fps["other"]), abs=1e-4
     )
     assert abs(c.correlation) < 0.2
-    subj = store.execute(lambda c: resolve_subject(c, "hf:tuner/ft"))
-    assert store.execute(lambda c: lineage(c, subj, check=True)).contradictions == []
+    subj = resolve_subject(store, "hf:tuner/ft")
+    assert lineage(store, subj, check=True).contradictions == []
 
 
 def test_lineage_of_a_hash_starts_at_the_first_upload(
@@ -265,10 +266,10 @@ def test_lineage_of_a_hash_starts_at_the_first_upload(
 ) -> None:
     """A hash resolves to every repo holding it; the tree starts at the first one."""
     link(store)
-    subj = store.execute(lambda c: resolve_subject(c, world.fps["base"].autov2.upper()))
+    subj = resolve_subject(store, world.fps["base"].autov2.upper())
     assert subj.kind == "hash"
     assert len(subj.repo_ids) == 3
-    graph = store.execute(lambda c: lineage(c, subj))
+    graph = lineage(store, subj)
     assert [graph.nodes[r].label for r in graph.roots] == ["hf:org/base"]
 
 
@@ -281,8 +282,8 @@ def test_lineage_of_a_local_file_compares_it_with_the_index(
     path = tmp_path / "mine.safetensors"
     save_file(noisy(base, 99, 0.1), str(path))
     fp = fingerprint(path)
-    subj = store.execute(lambda c: resolve_subject(c, str(path), fp=fp))
-    graph = store.execute(lambda c: lineage(c, subj))
+    subj = resolve_subject(store, str(path), fp=fp)
+    graph = lineage(store, subj)
     [e] = graph.parents_of(graph.roots[0])
     assert (graph.nodes[e.parent].label, e.relation, e.source) == (
         "hf:org/base",
@@ -298,7 +299,7 @@ def test_lineage_of_a_ref_not_crawled_shows_who_declares_it(
     store: Store, world: World
 ) -> None:
     """A parent never crawled still shows the repos whose cards name it."""
-    subj = store.execute(lambda c: resolve_subject(c, "hf:other/never-crawled"))
+    subj = resolve_subject(store, "hf:other/never-crawled")
     assert subj.kind == "ref"
     save(
         store,
@@ -313,7 +314,7 @@ def test_lineage_of_a_ref_not_crawled_shows_who_declares_it(
         ],
         T0,
     )
-    graph = store.execute(lambda c: lineage(c, subj))
+    graph = lineage(store, subj)
     assert [(graph.nodes[e.child].label, e.relation) for e in graph.edges] == [
         ("hf:kid/a", "merge")
     ]
@@ -354,42 +355,6 @@ def test_gguf_base_model_claim_links_to_the_named_repo(
     )
     link(store)
     assert ("gg/tuned", "org/base", "finetune", "declared-file") in edges(store)
-
-
-# --- the similarity measure itself ----------------------------------------------------
-
-
-def _sk(values: np.ndarray) -> bytes:
-    return values.astype("<f2").tobytes()
-
-
-def test_pair_correlations_agree_with_the_scanner() -> None:
-    """Named pairs give the scanner's Pearson r; renamed tensors find their match."""
-    rng = np.random.default_rng(5)
-    a, b, noise = (rng.standard_normal(256) for _ in range(3))
-    child = [
-        TensorSketch("x.0.w", (16, 64), _sk(a + 0.3 * noise)),
-        TensorSketch("renamed", (16, 64), _sk(b)),
-    ]
-    parent = [
-        TensorSketch("x.0.w", (16, 64), _sk(a)),
-        TensorSketch("y", (16, 64), _sk(b)),
-    ]
-    got = pair_correlations(child, parent)
-    assert got["x.0.w"] == pytest.approx(correlation(child[0].sketch, parent[0].sketch))
-    assert got["renamed"] == pytest.approx(1.0)
-
-
-def test_flat_windows_vectors_and_embeddings_are_no_evidence() -> None:
-    """Zeros, 1-D tensors and embedding tables never decide a similarity."""
-    rng = np.random.default_rng(6)
-    v = rng.standard_normal(256)
-    flat = [
-        TensorSketch("w", (16, 64), _sk(np.zeros(256))),
-        TensorSketch("bias", (1024,), _sk(v)),
-        TensorSketch("embed_tokens.weight", (16, 64), _sk(v)),
-    ]
-    assert weight_similarity(flat, flat) is None
 
 
 def test_relation_follows_the_dtypes() -> None:

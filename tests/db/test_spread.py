@@ -9,12 +9,12 @@ from lineage_world import DAY, T0, World, build, civitai, hf, remote, save, writ
 from safetensors.numpy import load_file, save_file
 from sqlalchemy import text
 
-from modelscan.db.lineage_graph import resolve_subject
-from modelscan.db.lineage_infer import link
 from modelscan.db.query import run_sql
-from modelscan.db.spread import JSON_KEYS, spread, top
 from modelscan.db.store import Store
 from modelscan.errors import StoreError
+from modelscan.lineage.infer import link
+from modelscan.lineage.spread import JSON_KEYS, spread, top
+from modelscan.lineage.subjects import resolve_subject
 from modelscan.records import Fingerprint, LineageRef
 from modelscan.scanner.fingerprint import fingerprint
 
@@ -40,8 +40,8 @@ def measure(
     store: Store, subject: str, *, descendants: bool = False
 ) -> dict[str, object]:
     """The JSON measures of ``subject``."""
-    subj = store.execute(lambda c: resolve_subject(c, subject))
-    return store.execute(lambda c: spread(c, subj, descendants=descendants)).to_json()  # type: ignore[no-any-return]
+    subj = resolve_subject(store, subject)
+    return spread(store, subj, descendants=descendants).to_json()
 
 
 def test_spread_of_a_repo(store: Store, world: World) -> None:
@@ -96,16 +96,16 @@ def test_spread_of_a_local_file_not_in_the_index(
     save_file(load_file(world.fps["base"].path), str(path), metadata={"note": "mine"})
     fp = fingerprint(path)
     assert fp.sha256 != world.fps["base"].sha256
-    subj = store.execute(lambda c: resolve_subject(c, str(path), fp=fp))
-    got = store.execute(lambda c: spread(c, subj)).to_json()
+    subj = resolve_subject(store, str(path), fp=fp)
+    got = spread(store, subj).to_json()
     counts = ("exact_copies", "content_copies", "live_copies", "takedown_cost")
     assert tuple(got[k] for k in counts) == (0, 4, 3, 3)
 
 
 def test_timeline_steps_per_host(store: Store, world: World) -> None:
     """Live copies per host change exactly when copies appear and go."""
-    subj = store.execute(lambda c: resolve_subject(c, "hf:org/base"))
-    timeline = store.execute(lambda c: spread(c, subj)).timeline()
+    subj = resolve_subject(store, "hf:org/base")
+    timeline = spread(store, subj).timeline()
     assert timeline == {
         "civitai": [(T0 + 40 * DAY, 1), (T0 + 60 * DAY, 0)],
         "huggingface": [(T0, 1), (T0 + 10 * DAY, 2), (T0 + 20 * DAY, 3)],
@@ -196,16 +196,18 @@ def test_views_answer_through_modelscan_sql(
 
 def test_top_ranks_families(store: Store, world: World) -> None:
     """--top ranks weights families; each is named by the repo it was first seen in."""
-    rows = store.execute(lambda c: top(c, 2, by="takedown-cost"))
-    assert [(r.label, r.takedown_cost, r.live_copies) for r in rows][0] == (
+    rows = top(store, 2, by="takedown-cost")
+    assert [(r.label, r.family.takedown_cost, r.family.live_copies) for r in rows][
+        0
+    ] == (
         "hf:org/base",
         3,
         3,
     )
     assert rows[0].sha256 == world.fps["base"].sha256
-    assert rows[1].takedown_cost == 1
+    assert rows[1].family.takedown_cost == 1
     with pytest.raises(StoreError, match="cannot rank by 'stars'"):
-        store.execute(lambda c: top(c, 2, by="stars"))
+        top(store, 2, by="stars")
 
 
 def test_a_declared_parent_not_crawled_has_derivatives(store: Store) -> None:

@@ -1,0 +1,86 @@
+"""Options and helpers every command shares: ``--db``, ``--json``, the index, hints.
+
+Commands take ``--db`` and ``--json`` through :func:`db_option` and
+:func:`json_option`, open the index with :func:`open_index` (read-only when they
+only read; closed when the command ends), and a failure's hint is chosen by its
+exception type (:func:`hint_for`), never by matching its text.
+
+Example:
+    >>> @click.command()
+    ... @db_option
+    ... @json_option
+    ... def info(db: str | None, as_json: bool) -> None:
+    ...     with open_index(db, read_only=True) as store:
+    ...         click.echo(store.row_counts())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from modelscan import errors
+
+if TYPE_CHECKING:
+    from modelscan.db.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+DB_HELP = (
+    "Index URL (SQLAlchemy); default: MODELSCAN_DATABASE_URL or the "
+    "SQLite file in the user data directory."
+)
+# Most specific first: the first class an exception is an instance of wins.
+HINTS: tuple[tuple[type[errors.ModelscanError], str], ...] = (
+    (errors.RateLimited, "lower --rate, or set the host's token"),
+    (errors.HostUnavailable, "check the network, or the host's URL (--endpoint)"),
+)
+
+
+def db_option(fn: F) -> F:
+    """Add ``--db URL`` (env ``MODELSCAN_DATABASE_URL``) as the ``db`` argument."""
+    return click.option(
+        "--db", envvar="MODELSCAN_DATABASE_URL", metavar="URL", help=DB_HELP
+    )(fn)
+
+
+def json_flag(help_text: str = "Print JSON.") -> Callable[[F], F]:
+    """Return a decorator adding ``--json`` (with ``help_text``) as ``as_json``."""
+
+    def add(fn: F) -> F:
+        return click.option("--json", "as_json", is_flag=True, help=help_text)(fn)
+
+    return add
+
+
+json_option = json_flag()  # ``--json``: print JSON
+
+
+@contextmanager
+def open_index(db: str | None, *, read_only: bool = False) -> Iterator[Store]:
+    """Open the index at ``db`` (default URL if None) and close it afterwards.
+
+    Args:
+        db: the ``--db`` value.
+        read_only: open without migrating; the database refuses writes.
+
+    Raises:
+        StoreError: the index cannot be opened.
+    """
+    from modelscan.db.engine import open_store
+
+    store = open_store(db, read_only=read_only)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def hint_for(exc: BaseException) -> str | None:
+    """Return what the user can do about ``exc``, by its type; None if nothing."""
+    for kind, hint in HINTS:
+        if isinstance(exc, kind):
+            return hint
+    return None
