@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -48,6 +47,7 @@ from modelscan.errors import (
     UnexpectedResponse,
 )
 from modelscan.records import LineageRef, Listing, RemoteFile
+from modelscan.refs import hf_ref  # the one reference parser (modelscan/refs.py)
 from modelscan.registry.base import ItemError, Page, filter_key, parse_time, replace
 from modelscan.registry.http import (
     USER_AGENT,
@@ -81,7 +81,6 @@ LIST_EXPAND = (
     "tags",
 )
 RELATIONS = frozenset({"adapter", "merge", "quantized", "finetune"})  # HF's own words
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
 def base_url_from_env(endpoint: str | None = None) -> str:
@@ -90,16 +89,6 @@ def base_url_from_env(endpoint: str | None = None) -> str:
 
 
 # --- pure parsing ---------------------------------------------------------------------
-
-
-def hf_ref(value: str) -> str:
-    """Name a declared parent: ``hf:<repo id>`` when it looks like one, else as given.
-
-    >>> hf_ref("mistralai/Mistral-7B-v0.1"), hf_ref("/home/me/llama")
-    ('hf:mistralai/Mistral-7B-v0.1', '/home/me/llama')
-    """
-    value = value.strip()
-    return f"hf:{value}" if _REPO_ID.fullmatch(value) else value
 
 
 def parse_lineage(
