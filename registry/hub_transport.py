@@ -9,17 +9,21 @@ retried with our backoff (and our injected sleep in tests), and failing as a
 
 huggingface_hub's documented hook for this is ``set_client_factory``
 (https://huggingface.co/docs/huggingface_hub/package_reference/utilities#configure-http-backend).
-We install a client whose transport hands each request to the
-:class:`~modelscan.registry.http.HttpClient` bound to the calling thread with
-:func:`bound`; a thread with none bound (any other use of huggingface_hub in the
-process) gets the ordinary httpx transport. What huggingface_hub then receives
-is a final answer: a 2xx, a 3xx it follows itself, or a 4xx it maps to its own
-errors (``GatedRepoError``, ``RepositoryNotFoundError``, ...). Retried failures
-that persist are raised by our client as HostError; huggingface_hub retries
-only httpx's own exception types, so these pass through it untouched.
+We install a client whose transport hands each request for the crawled
+endpoint to the :class:`~modelscan.registry.http.HttpClient` bound to the calling
+thread with :func:`bound`. Anything else keeps the ordinary httpx transport: a
+thread with none bound (any other use of huggingface_hub in the process), and
+requests huggingface_hub makes on its own behalf to another origin (its
+telemetry, such as the agent-harness registry it fetches from its import-time
+endpoint; ``HF_HUB_DISABLE_TELEMETRY=1`` turns that off). What huggingface_hub
+then receives is a final answer: a 2xx, a 3xx it follows itself, or a 4xx it
+maps to its own errors (``GatedRepoError``, ``RepositoryNotFoundError``, ...).
+Retried failures that persist are raised by our client as HostError;
+huggingface_hub retries only httpx's own exception types, so these pass through
+it untouched.
 
 Example:
-    >>> with bound(client):  # doctest: +SKIP
+    >>> with bound(client, url):  # doctest: +SKIP
     ...     entries = list(HfApi(endpoint=url).list_repo_tree(repo_id, recursive=True))
 """
 
@@ -43,15 +47,15 @@ _done = False
 
 
 @contextmanager
-def bound(client: HttpClient) -> Iterator[None]:
-    """Send huggingface_hub's requests of this thread through ``client`` meanwhile."""
+def bound(client: HttpClient, base_url: str) -> Iterator[None]:
+    """Send this thread's huggingface_hub requests under ``base_url`` via ``client``."""
     install()
-    previous = getattr(_local, "client", None)
-    _local.client = client
+    previous = getattr(_local, "binding", None)
+    _local.binding = (client, base_url.rstrip("/") + "/")
     try:
         yield
     finally:
-        _local.client = previous
+        _local.binding = previous
 
 
 class HubTransport(httpx2.BaseTransport):
@@ -62,12 +66,14 @@ class HubTransport(httpx2.BaseTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         """Send ``request`` under the bound client's policy; its final answer."""
-        client: HttpClient | None = getattr(_local, "client", None)
-        if client is None:
+        binding: tuple[HttpClient, str] | None = getattr(_local, "binding", None)
+        url = str(request.url)
+        if binding is None or not url.startswith(binding[1]):
             return self._plain.handle_request(request)
+        client = binding[0]
         answer = client.send(
             request.method,
-            str(request.url),
+            url,
             headers=dict(request.headers),
             content=request.read() or None,
             expect_json=None,

@@ -378,7 +378,7 @@ class HuggingFaceHost:
         repo_id, sha = listing.host_id, listing.revision or "main"
         url = join_url(self.base_url, f"/api/models/{repo_id}/tree/{sha}")
         try:
-            with bound(self.client):
+            with bound(self.client, self.base_url):
                 entries = list(
                     self.api.list_repo_tree(
                         repo_id, revision=sha, recursive=True, expand=True
@@ -408,7 +408,7 @@ class HuggingFaceHost:
         """Status of a repo the last full pass did not list: gone, renamed, or live."""
         url = join_url(self.base_url, f"/api/models/{host_id}")
         try:
-            with bound(self.client):
+            with bound(self.client, self.base_url):
                 info = self.api.model_info(host_id)
         except DisabledRepoError:
             return "taken_down"

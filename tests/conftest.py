@@ -17,6 +17,9 @@ import psycopg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Without this huggingface_hub fetches its agent-harness registry from the endpoint
+# it saw at import (huggingface.co) to build its User-Agent; tests reach 127.0.0.1 only.
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import fetch_models  # noqa: E402
 

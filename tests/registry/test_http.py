@@ -196,3 +196,50 @@ def test_header_parsers() -> None:
     assert parse_ratelimit('"api";r=0;t=55') == 55.0
     assert parse_ratelimit('"api";r=3;t=55') is None
     assert parse_ratelimit(None) is None
+
+
+def test_a_reset_mid_body_is_retried_not_raised(
+    server: ReplayServer, sleeps: list[float]
+) -> None:
+    """Half a promised body, then a closed connection: one retry, then the answer."""
+    server.fail(PAGE, reset=True, times=2)
+    answer = client(sleeps).get_json(server.url + PAGE)
+    assert isinstance(answer.data["items"], list)
+    assert server.count(PAGE) == 3
+    assert len(sleeps) == 2
+
+
+def test_resets_that_never_stop_become_host_unavailable(
+    server: ReplayServer, sleeps: list[float]
+) -> None:
+    """Resets on every attempt end as HostUnavailable, not a requests exception."""
+    server.fail(PAGE, reset=True, times=None)
+    with pytest.raises(HostUnavailable, match="unreachable after 6 attempts"):
+        client(sleeps).get_json(server.url + PAGE)
+    assert server.count(PAGE) == 1 + MAX_RETRIES
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "words"),
+    [
+        (401, {"X-Error-Code": "GatedRepo"}, "gated file; accept its terms"),
+        (403, {"X-Error-Code": "GatedRepo"}, "was not granted access"),
+        (401, {}, "set a valid CIVITAI_API_TOKEN"),
+        (403, {}, "check CIVITAI_API_TOKEN's permissions"),
+    ],
+)
+def test_401_and_403_are_auth_errors_with_the_hosts_code(
+    server: ReplayServer,
+    sleeps: list[float],
+    status: int,
+    headers: dict[str, str],
+    words: str,
+) -> None:
+    """401/403 are not retried; AuthRequired keeps the status and X-Error-Code."""
+    server.fail(PAGE, status, headers=headers)
+    with pytest.raises(AuthRequired, match=words) as caught:
+        client(sleeps).get_json(server.url + PAGE)
+    assert caught.value.status == status
+    assert caught.value.gated is bool(headers)
+    assert server.count(PAGE) == 1
+    assert sleeps == []
