@@ -26,7 +26,9 @@ class TensorFingerprint:
     dtype: str  # safetensors spelling (F32, BF16, I64, ...) or a GGML type (Q4_1, ...)
     shape: tuple[int, ...]  # row-major, outermost first (GGUF's ne reversed)
     nbytes: int  # bytes of the tensor's logical data
-    digest: str  # BLAKE3 hex of the logical bytes (contiguous, little-endian)
+    # BLAKE3 hex of the logical bytes (contiguous, little-endian); None for a
+    # remote fingerprint, which reads a few ranges, not every byte
+    digest: str | None
     sketch: bytes | None = None  # 256 float16 LE values, or None (DESIGN.md section 4)
 
     def to_json(self) -> dict[str, Any]:
@@ -86,8 +88,33 @@ class PickleSafety:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteSource:
+    """Where a remote fingerprint was read from and what reading it cost."""
+
+    url: str  # what the user named: hf://..., civitai://..., or the https URL
+    requests: int  # HTTP requests sent, resolves and retries included
+    bytes: int  # body bytes received
+    whole: bool = False  # small enough that every byte was read
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {
+            "url": self.url,
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "whole": self.whole,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """Everything computed for one file in one pass (DESIGN.md section 4)."""
+    """Everything computed for one file in one pass (DESIGN.md section 4).
+
+    A remote fingerprint (``remote`` set) holds what its ranges determine:
+    ``sha256`` is the host's ("" when the host states none), tensor digests,
+    ``content_id``, ``weights_id`` and ``autov3`` are None unless the whole file
+    was read, and only a subset of tensors has a sketch.
+    """
 
     path: str
     size: int
@@ -105,6 +132,7 @@ class Fingerprint:
     metadata: dict[str, Any] = field(default_factory=dict)
     claims: tuple[Claim, ...] = ()
     pickle_safety: PickleSafety | None = None
+    remote: RemoteSource | None = None  # set when read through HTTP Range requests
 
     @property
     def parameter_count(self) -> int:
@@ -119,7 +147,7 @@ class Fingerprint:
 
     def civitai_hashes(self) -> dict[str, str | None]:
         """Return the hashes in Civitai's spelling, ready to paste into its search."""
-        return civitai_spelling(
+        spelled = civitai_spelling(
             size=self.size,
             sha256=self.sha256,
             autov1=self.autov1,
@@ -127,6 +155,7 @@ class Fingerprint:
             crc32=self.crc32,
             blake3=self.blake3,
         )
+        return {k: v or None for k, v in spelled.items()}  # "" sha256: unknown
 
     def to_json(self, *, with_tensors: bool = True) -> dict[str, Any]:
         """Return the stable JSON record documented in README."""
@@ -134,9 +163,9 @@ class Fingerprint:
             "path": self.path,
             "size": self.size,
             "format": self.format,
-            "sha256": self.sha256,
+            "sha256": self.sha256 or None,
             "autov1": self.autov1,
-            "autov2": self.autov2,
+            "autov2": self.autov2 or None,
             "autov3": self.autov3,
             "blake3": self.blake3,
             "crc32": f"{self.crc32:08x}" if self.crc32 is not None else None,
@@ -154,6 +183,8 @@ class Fingerprint:
         }
         if with_tensors:
             out["tensors"] = [t.to_json() for t in self.tensors]
+        if self.remote is not None:
+            out["remote"] = self.remote.to_json()
         return out
 
 

@@ -233,10 +233,15 @@ def _ids(
 ) -> tuple[str | None, str | None, str | None]:
     if not tensors:
         return None, None, None
+    structure = identity.structure_id((t.name, t.dtype, t.shape) for t in tensors)
+    digests = [t.digest for t in tensors]
+    if any(d is None for d in digests):  # a remote read: digests need every byte
+        return None, None, structure
+    rows = [(t.name, t.dtype, t.shape, t.digest or "") for t in tensors]
     return (
-        identity.content_id((t.name, t.dtype, t.shape, t.digest) for t in tensors),
-        identity.weights_id(t.digest for t in tensors),
-        identity.structure_id((t.name, t.dtype, t.shape) for t in tensors),
+        identity.content_id(rows),
+        identity.weights_id(d or "" for d in digests),
+        structure,
     )
 
 

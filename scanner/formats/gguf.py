@@ -144,6 +144,11 @@ class _Cursor:
         self._buf = b""
         self._base = 0
 
+    def prime(self) -> None:
+        """Fetch the first window from offset 0 (the magic and what follows)."""
+        self._buf = self.fetch(0, min(self._window[0], self.size))
+        self._base = 0
+
     def require(self, n: int, what: str) -> None:
         """Fail unless ``n`` more bytes fit in the file and under the header cap."""
         end = self.pos + n
@@ -208,7 +213,8 @@ class _Cursor:
 
 
 def _parse(c: _Cursor) -> Layout:
-    magic = c.fetch(0, min(4, c.size))
+    c.prime()
+    magic = c.raw(min(4, c.size), "magic")
     if magic != b"GGUF":
         found = magic.hex() or "nothing (empty file)"
         raise UnknownFormat(c.path, f"starts with {found}, not the GGUF magic")
@@ -362,13 +368,13 @@ def _skip_items(c: _Cursor, item_type: int, n: int, what: str, depth: int) -> No
 
 
 def _estimate(used: int, done: int, total: int, guess: int) -> int:
-    """Bytes the ``total - done`` items left will take, at the mean size so far.
+    """Bytes the ``total - done`` items left will take: the mean so far, plus 25%.
 
     >>> _estimate(160, 10, 100, 8)
-    1440
+    1800
     """
     mean = used // done if done else guess
-    return (total - done) * mean
+    return (total - done) * mean * 5 // 4  # a quarter more: items vary in size
 
 
 def _alignment(kvs: dict[str, tuple[int, Any]], path: str) -> int:
