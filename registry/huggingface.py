@@ -58,8 +58,16 @@ from modelscan.registry.http import (
 )
 from modelscan.registry.hub_transport import bound
 
-# What a huggingface_hub call raises when the Hub answers badly (mapped to HostError).
-_HUB_FAILURES = (HfHubHTTPError, httpx2.HTTPError, ValueError, KeyError, TypeError)
+# What a huggingface_hub call raises when the Hub answers badly (mapped to HostError;
+# OSError covers its OfflineModeIsEnabled and other connection errors of its own).
+_HUB_FAILURES = (
+    HfHubHTTPError,
+    httpx2.HTTPError,
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+)
 DEFAULT_BASE_URL = "https://huggingface.co"
 TOKEN_ENV = "HF_TOKEN"
 PAGE_SIZE = 1000  # the Hub's maximum for /api/models

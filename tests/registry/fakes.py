@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from modelscan.errors import StoreError, UnexpectedResponse
+from modelscan.errors import (
+    HostUnavailable,
+    RateLimited,
+    StoreError,
+    UnexpectedResponse,
+)
 from modelscan.records import Listing, RemoteFile
 from modelscan.registry.base import ItemError, Page
 from modelscan.registry.http import HttpClient
@@ -150,6 +155,8 @@ class FakeHost:
     cursor_key: str = "default"
     complete_listing: bool = True
     bad_details: set[str] = field(default_factory=set)
+    flaky_details: set[str] = field(default_factory=set)  # fail on their first fetch
+    limited_details: set[str] = field(default_factory=set)  # answer 429 for too long
     gone_details: set[str] = field(default_factory=set)
     down_at_page: int | None = None
     checked: dict[str, str] = field(default_factory=dict)
@@ -194,6 +201,11 @@ class FakeHost:
             raise UnexpectedResponse(
                 "fake", f"fake://{listing.host_id}", 200, "truncated"
             )
+        if listing.host_id in self.flaky_details:
+            self.flaky_details.discard(listing.host_id)
+            raise HostUnavailable("fake", f"fake://{listing.host_id}", "reset")
+        if listing.host_id in self.limited_details:
+            raise RateLimited("fake", f"fake://{listing.host_id}", 3600.0)
         if listing.host_id in self.gone_details:
             from modelscan.registry.base import replace
 

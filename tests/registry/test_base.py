@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from fakes import FakeHost, FakeStore
 
-from modelscan.errors import HostError, StoreError
+from modelscan.errors import HostError, HostUnavailable, RateLimited, StoreError
 from modelscan.registry.base import PASS_SUFFIX, CrawlStats, crawl
+from modelscan.registry.http import HttpClient
 
 
 def test_full_crawl_saves_every_listing_and_ends_with_no_cursor(
@@ -80,6 +81,54 @@ def test_bad_entry_and_bad_detail_are_recorded_and_the_crawl_goes_on(
     fake_host.bad_details = set()
     crawl(fake_host, store)  # the failed one is retried on the next pass
     assert "e" in store.ids("fake")
+
+
+def test_a_failed_detail_is_tried_again_after_the_rest_of_its_page(
+    fake_host: FakeHost, store: FakeStore
+) -> None:
+    """A detail failing once is fetched again in the same run and saved, no error."""
+    fake_host.flaky_details = {"c"}
+    stats = crawl(fake_host, store)
+    assert (stats.status, stats.errors, stats.retried) == ("ok", 0, 1)
+    assert fake_host.detailed == ["a", "b", "c", "d", "c", "e", "f"]
+    assert store.ids("fake") == set("abcdef")
+    assert store.errors == []
+
+
+def test_a_detail_failing_twice_is_recorded_once(
+    fake_host: FakeHost, store: FakeStore
+) -> None:
+    """Two failures of one item in a run: one crawl_errors row, the run goes on."""
+    fake_host.bad_details = {"c"}
+    stats = crawl(fake_host, store)
+    assert (stats.status, stats.errors, stats.retried) == ("ok", 1, 1)
+    assert fake_host.detailed.count("c") == 2
+    assert [item for _, _, item, _ in store.errors] == ["c"]
+
+
+def test_many_failures_in_a_row_stop_the_host_and_keep_what_was_saved(
+    sleeps: list[float], store: FakeStore
+) -> None:
+    """25 items failing one after the other take the host for down; page 1 stays."""
+    good = [f"ok{i}" for i in range(3)]
+    bad = [f"x{i}" for i in range(30)]
+    host = FakeHost(HttpClient("fake", sleep=sleeps.append), pages=[good, bad])
+    host.bad_details = set(bad)
+    with pytest.raises(HostUnavailable, match="25 items failed in a row"):
+        crawl(host, store)
+    assert store.ids("fake") == set(good)
+    assert store.load_cursor("fake") == "1"  # the next run starts at the failing page
+    assert store.runs[1]["status"] == "failed"
+
+
+def test_a_host_wide_rate_limit_on_a_detail_stops_the_host(
+    fake_host: FakeHost, store: FakeStore
+) -> None:
+    """A 429 asking for an hour is not one item's fault: the host stops at once."""
+    fake_host.limited_details = {"c"}
+    with pytest.raises(RateLimited, match="retry after 3600s"):
+        crawl(fake_host, store)
+    assert store.ids("fake") == set("ab")
 
 
 def test_host_down_keeps_committed_pages_and_resumes_there(
