@@ -110,14 +110,43 @@ def test_lineage_formats_for_other_tools(indexed: str) -> None:
 
 
 def test_lineage_check_names_the_contradiction(indexed: str) -> None:
-    """--check flags a declared base that the weights contradict."""
+    """--check flags a declared base that the weights contradict, with exit 1."""
     run("link", "--db", indexed)
-    out = run("lineage", "hf:liar/ft2", "--check", "--db", indexed).output
-    assert out.splitlines()[-2:] == [
+    result = run("lineage", "hf:liar/ft2", "--check", "--db", indexed)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-2:] == [
         "check:",
         "  ! hf:liar/ft2: declared parent hf:other/unrelated but the weights say "
         "hf:org/base (finetune by weight-similarity, r=1.00)",
     ]
+    without = run("lineage", "hf:liar/ft2", "--db", indexed)
+    assert without.exit_code == 0  # the same contradiction, not asked for
+
+
+def test_lineage_check_exits_0_without_a_contradiction(indexed: str) -> None:
+    """--check on a family whose declared edges agree with the weights exits 0."""
+    run("link", "--db", indexed)
+    result = run("lineage", "hf:tuner/ft", "--check", "--db", indexed)
+    assert result.exit_code == 0, result.output
+    assert "check:" not in result.output
+
+
+def test_lineage_text_counts_files_between_two_repos(
+    indexed: str, fps: dict[str, Fingerprint]
+) -> None:
+    """A repo copying two files of another shows one line: copy (2 files, ...)."""
+    files = (
+        world.remote(fps["other"], "a.safetensors", "u"),
+        world.remote(fps["fresh"], "b.safetensors", "u"),
+    )
+    with open_store(indexed) as store:
+        world.save(store, "huggingface", [world.hf("src/two", files)], world.T0)
+        later = world.T0 + 50 * world.DAY
+        world.save(store, "huggingface", [world.hf("copy/two", files)], later)
+    run("link", "--db", indexed)
+    lines = run("lineage", "hf:src/two", "--db", indexed).output.splitlines()
+    [line] = [x for x in lines if "hf:copy/two" in x]
+    assert line.endswith("[copy (2 files, identical-hash)]")
 
 
 def test_lineage_of_a_local_file(indexed: str, fps: dict[str, Fingerprint]) -> None:
