@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from modelscan.cli.options import db_option, json_flag, open_index
 from modelscan.errors import ModelscanError
 
 if TYPE_CHECKING:
@@ -108,16 +109,14 @@ def _metadata_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option(
-    "--json", "as_json", is_flag=True, help="One JSON object per file (JSON Lines)."
-)
+@json_flag("One JSON object per file (JSON Lines).")
 @click.option("--all-hashes", is_flag=True, help="Also whole-file BLAKE3 and CRC-32.")
 @click.option("--any-file", is_flag=True, help="Hash unknown formats at file level.")
 @click.option(
     "--no-tensors", is_flag=True, help="Leave the per-tensor list out of --json."
 )
 @click.option("--save", is_flag=True, help="Store the results in the index.")
-@click.option("--db", envvar="MODELSCAN_DATABASE_URL", help="Index URL (SQLAlchemy).")
+@db_option
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -156,9 +155,8 @@ def fingerprint(
     bar = tqdm(
         total=total, unit="B", unit_scale=True, disable=not show_bar, file=sys.stderr
     )
-    store = _open_store(db) if save else None
     failed = 0
-    with bar:
+    with bar, _index(db, save=save) as store:
         for path, explicit in targets:
             try:
                 fp = compute(
@@ -188,10 +186,9 @@ def fingerprint(
         sys.exit(1)
 
 
-def _open_store(db: str | None) -> Any:
-    from modelscan.db.engine import open_store
-
-    return open_store(db)
+def _index(db: str | None, *, save: bool) -> contextlib.AbstractContextManager[Any]:
+    """The index (closed afterwards) when saving, else None."""
+    return open_index(db) if save else contextlib.nullcontext()
 
 
 COMMANDS: list[click.Command] = [fingerprint]
