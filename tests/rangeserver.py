@@ -338,7 +338,8 @@ def _handler(server: RangeServer, origin: str) -> type[BaseHTTPRequestHandler]:
             self.send_header(
                 "Accept-Ranges", "none" if server.ignore_range else "bytes"
             )
-            self.send_header("Content-Length", str(length))
+            extra = 16 if server.hostile == "extra" and status == 206 else 0
+            self.send_header("Content-Length", str(length + extra))
             self.end_headers()
             sent = 0
             try:
@@ -349,9 +350,9 @@ def _handler(server: RangeServer, origin: str) -> type[BaseHTTPRequestHandler]:
                         self.wfile.write(chunk)
                         sent += len(chunk)
                         pos += len(chunk)
-                    if server.hostile == "extra" and status == 206:
-                        self.wfile.write(b"\0" * 16)
-                        sent += 16
+                    if extra:  # more than the range asked for
+                        self.wfile.write(b"\0" * extra)
+                        sent += extra
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client hung up: what was sent is counted
@@ -364,3 +365,28 @@ def _handler(server: RangeServer, origin: str) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def minilm_conversions(minilm: Path, folder: Path) -> dict[str, Path]:
+    """The tests' own conversions of the real MiniLM weights, by the real libraries.
+
+    A torch zip checkpoint (``torch.save``), a legacy torch file
+    (``_use_new_zipfile_serialization=False``) and a float16 safetensors cast.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(minilm))
+    out = {
+        "minilm_torch_zip": folder / "pytorch_model.bin",
+        "minilm_torch_legacy": folder / "legacy_model.bin",
+        "minilm_f16": folder / "model.fp16.safetensors",
+    }
+    if not out["minilm_f16"].exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(weights, out["minilm_torch_zip"])
+        torch.save(
+            weights, out["minilm_torch_legacy"], _use_new_zipfile_serialization=False
+        )
+        save_file({k: v.half() for k, v in weights.items()}, str(out["minilm_f16"]))
+    return out

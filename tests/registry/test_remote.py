@@ -34,8 +34,15 @@ from modelscan.scanner.formats.torch_zip import _eocd, read_members
 from modelscan.scanner.layout import Layout
 from modelscan.scanner.remote import MAX_REQUESTS, TENSOR_BYTES
 
-REAL = ["minilm", "smollm_gguf", "whisperx_bin", "rxn_bin", "silero_jit"]
-SMALL = ["lpips_alex", "silero_ggml", "silero_safetensors", "rxn_training_args"]
+REAL = [
+    "minilm",
+    "smollm_gguf",
+    "whisperx_bin",
+    "rxn_bin",
+    "silero_jit",
+    "silero_safetensors",
+]
+SMALL = ["lpips_alex", "silero_ggml", "rxn_training_args"]
 MADE = ["minilm_torch_zip", "minilm_torch_legacy", "minilm_f16"]
 
 
@@ -125,15 +132,17 @@ def _assert_same(remote: Fingerprint, local: Fingerprint) -> int:
 def test_remote_equals_local_within_budget(
     hub: RangeServer, files: dict[str, Path], key: str
 ) -> None:
-    """Same format, sha256, structure, tensors and sketches; <= 40 requests, meta+1 MiB."""
+    """Same format, sha256, structure, tensors, sketches; 40 requests, meta + 1 MiB."""
     path = files[key]
     fp = _fetch(hub, _ref(files, key))
     local = fingerprint(path)
     compared = _assert_same(fp, local)
     eligible = scanner_remote.sketch_subset(_layout(path).tensors)
     assert compared == len(eligible) > 0  # every tensor of the subset was read
-    assert fp.remote is not None and not fp.remote.whole
-    assert fp.content_id is None and fp.weights_id is None
+    assert fp.remote is not None
+    assert not fp.remote.whole
+    assert fp.content_id is None
+    assert fp.weights_id is None
     assert all(t.digest is None for t in fp.tensors)
     assert hub.count() == fp.remote.requests <= MAX_REQUESTS
     meta = _metadata_bytes(path, _layout(path))
@@ -148,9 +157,14 @@ def test_small_files_are_read_whole_and_match_exactly(
     """A file under the byte cap is read whole: digests and ids equal local."""
     fp = _fetch(hub, _ref(files, key))
     local = fingerprint(files[key])
-    assert fp.remote is not None and fp.remote.whole
+    assert fp.remote is not None
+    assert fp.remote.whole
     assert fp.remote.bytes == local.size <= TENSOR_BYTES + 64 * 1024
-    assert fp.to_json() == {**local.to_json(), "path": fp.path, "remote": fp.remote.to_json()}
+    assert fp.to_json() == {
+        **local.to_json(),
+        "path": fp.path,
+        "remote": fp.remote.to_json(),
+    }
 
 
 def test_record_says_where_it_came_from_and_what_it_cost(
@@ -162,7 +176,8 @@ def test_record_says_where_it_came_from_and_what_it_cost(
     assert record["remote"]["url"] == ref == record["path"]
     assert record["remote"]["requests"] == hub.count()
     assert record["autov2"] == record["sha256"][:10]
-    assert record["autov3"] is None and record["content_id"] is None
+    assert record["autov3"] is None
+    assert record["content_id"] is None
 
 
 def test_subset_is_the_same_for_files_of_the_same_structure(
@@ -253,8 +268,10 @@ def test_hostile_answers_give_one_clear_line(
     with pytest.raises(RemoteError) as info:
         _fetch(hub, ref)
     message = str(info.value)
-    assert message.startswith(f"{ref}: ") and words in message
-    assert "\n" not in message and "Signature" not in message
+    assert message.startswith(f"{ref}: ")
+    assert words in message
+    assert "\n" not in message
+    assert "Signature" not in message
 
 
 def test_missing_file_and_bad_reference(
@@ -280,17 +297,28 @@ def test_fewer_requests_read_a_prefix_of_the_same_subset(
     """A tighter budget reads fewer sketches, always a prefix of the same order."""
     full = _fetch(hub, _ref(files, "minilm"))
     tight = _fetch(hub, _ref(files, "minilm"), max_requests=12)
-    assert tight.remote is not None and tight.remote.requests <= 12
+    assert tight.remote is not None
+    assert tight.remote.requests <= 12
     got = {t.name for t in tight.tensors if t.sketch}
-    order = [t.name for t in scanner_remote.sketch_subset(_layout(files["minilm"]).tensors)]
-    assert got == set(order[: len(got)]) and 0 < len(got) < 32
-    assert all(t.sketch == f.sketch for t, f in zip(tight.tensors, full.tensors) if t.sketch)
+    order = [
+        t.name for t in scanner_remote.sketch_subset(_layout(files["minilm"]).tensors)
+    ]
+    assert got == set(order[: len(got)])
+    assert 0 < len(got) < 32
+    assert all(
+        t.sketch == f.sketch
+        for t, f in zip(tight.tensors, full.tensors, strict=False)
+        if t.sketch
+    )
 
 
-def test_plain_https_url_without_redirect(hub: RangeServer, files: dict[str, Path]) -> None:
+def test_plain_https_url_without_redirect(
+    hub: RangeServer, files: dict[str, Path]
+) -> None:
     """A Range-capable server answered directly: no sha256 stated, the rest known."""
     fp = _fetch(hub, hub.direct_url("o/minilm", files["minilm"].name))
-    assert fp.sha256 == "" and fp.to_json()["sha256"] is None
+    assert fp.sha256 == ""
+    assert fp.to_json()["sha256"] is None
     assert fp.structure_id == fingerprint(files["minilm"]).structure_id
 
 
