@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,15 +164,7 @@ def load_claims(conn: Connection, shas: Iterable[str]) -> list[ClaimRow]:
             .order_by(BLOBS.c.sha256, CLAIMS.c.id)
         )
         out += [
-            ClaimRow(
-                sha256=r.sha256,
-                key=r.key,
-                value=r.value,
-                meaning=r.meaning,
-                dtype=r.dtype,
-                meta=r.meta or {},
-            )
-            for r in conn.execute(stmt)
+            ClaimRow(**{**r._mapping, "meta": r.meta or {}}) for r in conn.execute(stmt)
         ]
     return out
 
@@ -204,22 +197,13 @@ def load_holdings(conn: Connection, shas: Iterable[str]) -> Holdings:
                 FILES.c.sha256,
                 FILES.c.repo_id,
                 FILES.c.first_seen,
-                FILES.c.id,
-                REPOS.c.downloads,
+                FILES.c.id.label("file_id"),
+                func.coalesce(REPOS.c.downloads, 0).label("downloads"),
             )
             .join(REPOS, REPOS.c.id == FILES.c.repo_id)
             .where(FILES.c.sha256.in_(part), REPOS.c.host != LOCAL_HOST)
         )
-        found += [
-            Occurrence(
-                sha256=r.sha256,
-                repo_id=r.repo_id,
-                file_id=r.id,
-                first_seen=r.first_seen,
-                downloads=r.downloads or 0,
-            )
-            for r in conn.execute(stmt)
-        ]
+        found += [Occurrence(**r._mapping) for r in conn.execute(stmt)]
     return Holdings.of(found)
 
 
@@ -321,19 +305,8 @@ def resolve_refs(conn: Connection, refs: Iterable[str]) -> dict[str, Resolved]:
 
 
 def edge_row(r: Any) -> EdgeRow:
-    """Read one ``lineage`` row."""
-    return EdgeRow(
-        id=r.id,
-        child_repo_id=r.child_repo_id,
-        child_sha256=r.child_sha256,
-        parent_repo_id=r.parent_repo_id,
-        parent_sha256=r.parent_sha256,
-        parent_ref=r.parent_ref,
-        relation=r.relation,
-        source=r.source,
-        confidence=r.confidence,
-        evidence=r.evidence,
-    )
+    """Read one ``lineage`` row (every column but the timestamps)."""
+    return EdgeRow(**{f.name: r._mapping[f.name] for f in fields(EdgeRow)})
 
 
 def _edges(conn: Connection, conds: Sequence[ColumnElement[bool]]) -> list[EdgeRow]:
