@@ -62,3 +62,28 @@ def test_db_imports_only_the_rows_of_lineage() -> None:
         if m.startswith("modelscan.lineage")
     }
     assert used <= {"modelscan.lineage.rows"}
+
+
+def test_architecture_names_files_that_exist() -> None:
+    """Every source path ARCHITECTURE.md names is a file in the repository."""
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:[\w/]+/)?[\w]+\.(?:py|sql))`", text))
+    named |= set(
+        re.findall(r"(?<![\w/])((?:cli|lineage|db|registry|scanner)/[\w/]+\.py)", text)
+    )
+    prefixes = {"cli/": "modelscan/cli/", "lineage/": "modelscan/lineage/"}
+    missing = []
+    for path in sorted(named):
+        full = next(
+            (
+                full + path[len(p) :]
+                for p, full in prefixes.items()
+                if path.startswith(p)
+            ),
+            path,
+        )
+        if "/" in path and not (ROOT / full).is_file():
+            missing.append(path)
+    assert missing == []
