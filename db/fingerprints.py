@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from modelscan.db import crawl
 from modelscan.db.fileops import clean_text
@@ -111,6 +111,41 @@ def _local_repo(
     }
 
 
+def _save_blob(
+    conn: Connection, fp: Fingerprint, row: dict[str, Any]
+) -> tuple[int, bool]:
+    """Upsert the blob and its tensors; return its id and whether it was written.
+
+    A remote fingerprint (read through HTTP Range: no tensor digests, some
+    sketches) never overwrites a local one, and is marked in ``blobs.remote``;
+    a local one, or a newer remote one, replaces a remote one's tensors.
+    """
+    prior = conn.execute(
+        select(BLOBS.c.id, BLOBS.c.fingerprinted_at, BLOBS.c.remote).where(
+            BLOBS.c.sha256 == row["sha256"]
+        )
+    ).first()
+    local = prior is not None and prior.fingerprinted_at and prior.remote is None
+    if prior is not None and fp.remote is not None and local:
+        return int(prior.id), False  # the local fingerprint knows every byte
+    upsert(conn, BLOBS, [row], key=["sha256"], prefer_new=_COMPUTED)
+    blob_id = int(
+        conn.execute(
+            select(BLOBS.c.id).where(BLOBS.c.sha256 == row["sha256"])
+        ).scalar_one()
+    )
+    remote = fp.remote.to_json() if fp.remote is not None else None
+    conn.execute(update(BLOBS).where(BLOBS.c.id == blob_id).values(remote=remote))
+    if prior is not None and prior.remote is not None:
+        conn.execute(delete(TENSORS).where(TENSORS.c.blob_id == blob_id))
+    has_tensors = conn.execute(
+        select(TENSORS.c.position).where(TENSORS.c.blob_id == blob_id).limit(1)
+    ).first()
+    if fp.tensors and has_tensors is None:
+        upsert(conn, TENSORS, _tensor_rows(blob_id, fp), key=["blob_id", "position"])
+    return blob_id, True
+
+
 def save_fingerprint(
     conn: Connection,
     fp: Fingerprint,
@@ -147,15 +182,7 @@ def save_fingerprint(
         select(REPOS.c.id).where(REPOS.c.host == host, REPOS.c.host_id == host_id)
     ).scalar_one()
     row = blob_row(fp, seen_at)
-    upsert(conn, BLOBS, [row], key=["sha256"], prefer_new=_COMPUTED)
-    blob_id = conn.execute(
-        select(BLOBS.c.id).where(BLOBS.c.sha256 == row["sha256"])
-    ).scalar_one()
-    has_tensors = conn.execute(
-        select(TENSORS.c.position).where(TENSORS.c.blob_id == blob_id).limit(1)
-    ).first()
-    if fp.tensors and has_tensors is None:
-        upsert(conn, TENSORS, _tensor_rows(blob_id, fp), key=["blob_id", "position"])
+    blob_id, written = _save_blob(conn, fp, row)
     claims = [
         {
             "blob_id": blob_id,
@@ -164,7 +191,7 @@ def save_fingerprint(
             "meaning": c.meaning,
             "verified": c.verified,
         }
-        for c in fp.claims
+        for c in (fp.claims if written else ())
     ]
     upsert(
         conn,

@@ -207,6 +207,8 @@ class BlobRow(Base):
     pickle_safety: Mapped[dict[str, Any] | None] = mapped_column(Json)
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     fingerprinted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # read through HTTP Range requests: {"url", "requests", "bytes", "whole"}
+    remote: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class TensorRow(Base):
@@ -220,7 +222,7 @@ class TensorRow(Base):
     dtype: Mapped[str] = mapped_column(String(16))
     shape: Mapped[list[int]] = mapped_column(Json)
     nbytes: Mapped[int] = mapped_column(BigInteger)
-    digest: Mapped[str] = mapped_column(HASH, index=True)
+    digest: Mapped[str | None] = mapped_column(HASH, index=True)  # None: remote
     sketch: Mapped[bytes | None] = mapped_column(LargeBinary)  # 256 float16 LE
 
 
