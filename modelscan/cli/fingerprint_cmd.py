@@ -25,11 +25,47 @@ def _expand(paths: tuple[str, ...]) -> Iterator[tuple[str, bool]]:
     from modelscan.scanner.fingerprint import iter_model_files
 
     for p in paths:
-        if os.path.isdir(p):
+        if _is_remote(p):
+            yield p, True
+        elif os.path.isdir(p):
             for found in iter_model_files(p):
                 yield str(found), False
         else:
             yield p, True
+
+
+REMOTE_SCHEMES = ("hf://", "civitai://", "http://", "https://")
+
+
+def _is_remote(path: str) -> bool:
+    """A hosted file to read through HTTP Range requests, not a local path."""
+    return path.startswith(REMOTE_SCHEMES)
+
+
+def _compute(
+    path: str, *, all_hashes: bool, any_file: bool, progress: Any
+) -> Fingerprint:
+    """Fingerprint a local path, or a hosted file through Range requests."""
+    if _is_remote(path):
+        from modelscan.registry.remote import fetch_remote_fingerprint
+
+        return fetch_remote_fingerprint(path, all_hashes=all_hashes)
+    from modelscan.scanner.fingerprint import fingerprint as compute
+
+    return compute(path, all_hashes=all_hashes, any_file=any_file, progress=progress)
+
+
+def _save(store: Any, fp: Fingerprint, path: str) -> None:
+    """Store a fingerprint: a remote one as an occurrence at its URL."""
+    if fp.remote is None:
+        store.save_fingerprint(fp, location=str(Path(path).resolve()))
+        return
+    if not fp.sha256:
+        raise click.UsageError(
+            f"{path}: the host states no sha256, which --save needs as the key; "
+            "fingerprint the downloaded file instead"
+        )
+    store.save_fingerprint(fp, location=path, host="remote")
 
 
 def _total_bytes(paths: list[str]) -> int:
@@ -52,9 +88,9 @@ def _summary(fp: Fingerprint) -> str:
     rows: list[tuple[str, str]] = [
         ("format", what),
         ("size", f"{fp.size:,} bytes"),
-        ("sha256", fp.sha256),
+        ("sha256", fp.sha256 or "(not stated by the host)"),
         ("autov1", fp.autov1 + ("" if fp.size >= 1 << 20 else " (file under 1 MiB)")),
-        ("autov2", fp.autov2),
+        ("autov2", fp.autov2 or "(needs the sha256)"),
     ]
     if fp.autov3:
         rows.append(("autov3", fp.autov3))
@@ -85,8 +121,17 @@ def _summary(fp: Fingerprint) -> str:
             text += " ..." if len(allowed) > 6 else ""
         rows.append(("pickle", text))
         rows.extend(("note", n) for n in ps.notes)
+    if fp.remote is not None:
+        r = fp.remote
+        how = "read whole" if r.whole else f"{_sketched(fp)} sketches"
+        cost = f"{r.requests} requests, {r.bytes:,} bytes ({how})"
+        rows.append(("remote", cost))
     lines.extend(f"  {k:<13}{v}" for k, v in rows)
     return "\n".join(lines)
+
+
+def _sketched(fp: Fingerprint) -> int:
+    return sum(1 for t in fp.tensors if t.sketch is not None)
 
 
 def _not_allowed(names: tuple[str, ...]) -> list[str]:
@@ -137,15 +182,21 @@ def fingerprint(
     Directories are walked for model files (recognised by magic bytes). Pickles
     are read without being executed. Exit status is 1 when any file failed.
 
+    A hosted file is read through HTTP Range requests without downloading it:
+    hf://OWNER/NAME/PATH[@REVISION] (HF_ENDPOINT, HF_TOKEN), civitai://VERSION_ID
+    or civitai://VERSION_ID/FILE_ID (MODELSCAN_CIVITAI_URL, CIVITAI_API_TOKEN),
+    or the http(s):// URL of a server that supports Range. At most 40 requests
+    and the file's metadata plus 1 MiB are read; tensor digests, content_id and
+    weights_id need every byte and stay empty unless the file is small.
+
     \b
     Example:
         modelscan fingerprint model.safetensors
         modelscan fingerprint --json --all-hashes ./checkpoints/ > prints.jsonl
         modelscan fingerprint --save pytorch_model.bin
+        modelscan fingerprint hf://sentence-transformers/all-MiniLM-L6-v2/model.safetensors
     """
     from tqdm import tqdm
-
-    from modelscan.scanner.fingerprint import fingerprint as compute
 
     targets = list(_expand(paths))
     show_bar = (
@@ -159,14 +210,14 @@ def fingerprint(
     with bar, _index(db, save=save) as store:
         for path, explicit in targets:
             try:
-                fp = compute(
+                fp = _compute(
                     path,
                     all_hashes=all_hashes,
                     any_file=any_file and explicit,
                     progress=bar.update,
                 )
                 if store is not None:
-                    store.save_fingerprint(fp, location=str(Path(path).resolve()))
+                    _save(store, fp, path)
             except ModelscanError as exc:
                 failed += 1
                 bar.clear()
