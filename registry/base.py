@@ -329,9 +329,9 @@ def crawl(
     stats.run_id = run_id
     first_request = host.client.requests
     try:
-        _Loop(host, store, run_id, stats, progress, workers, clock, first_request).run(
-            max_pages=max_pages, limit=limit, full=full
-        )
+        CrawlSteps(
+            host, store, run_id, stats, progress, workers, clock, first_request
+        ).run(max_pages=max_pages, limit=limit, full=full)
         stats.status = "ok"
     except HostError as exc:
         stats.status = "failed"
@@ -347,8 +347,14 @@ def crawl(
 
 
 @dataclass
-class _Loop:
-    """State of one run of :func:`crawl` (split out to keep each step small)."""
+class CrawlSteps:
+    """The steps of one run of :func:`crawl`, each usable alone.
+
+    :func:`crawl` runs them in a loop in one process; the distributed crawl
+    (:mod:`modelscan.distributed`) runs the same steps as separate tasks: list a
+    page (:meth:`fetch_listings`, :meth:`split`, :meth:`save`), complete one
+    listing (:meth:`complete`), and sweep after the last page (:meth:`sweep`).
+    """
 
     host: Host
     store: Store
@@ -361,6 +367,7 @@ class _Loop:
     consecutive_failures: int = 0  # detail fetches failed in a row, for the host stop
 
     def run(self, *, max_pages: int | None, limit: int | None, full: bool) -> None:
+        """Crawl page after page from the saved cursor (or the first page)."""
         host = self.host
         cursor = None if full else self.store.load_cursor(host.name, host.cursor_key)
         if cursor is None:
@@ -381,6 +388,36 @@ class _Loop:
         Returns:
             The cursor to go on with, and whether to go on.
         """
+        listings, next_cursor, cut = self.fetch_listings(cursor, remaining)
+        parsed = len({item.host_id for item in listings})
+        ready, todo = self.split(listings)
+        done = dict(zip(todo, self.complete([listings[i] for i in todo]), strict=True))
+        kept = [
+            result
+            for i, item in enumerate(listings)
+            if (result := item if i in ready else done[i]) is not None
+        ]
+        self.save(kept, next_cursor, parsed)
+        if cut:
+            return cursor, False
+        if next_cursor is None:
+            self.stats.complete = True
+            self.sweep()
+            return None, False
+        return next_cursor, True
+
+    def fetch_listings(
+        self, cursor: str | None, remaining: int | None
+    ) -> tuple[list[Listing], str | None, bool]:
+        """Fetch and parse one list page, cut to ``remaining`` listings.
+
+        Returns:
+            The page's listings, the cursor to save with them, and whether the
+            page was cut short by ``remaining`` (then the cursor stays on it).
+
+        Raises:
+            HostError: the page still fails after the client's retries (recorded).
+        """
         try:
             page = self.host.fetch_page(cursor, limit=remaining)
             if cursor is not None and page.next_cursor == cursor:  # a loop forever
@@ -388,20 +425,22 @@ class _Loop:
                     self.host.name, cursor, None, "the next page is this page again"
                 )
         except HostError as exc:  # a list page we cannot read stops the run
-            self._error(f"page {cursor or '(first)'}", exc)
+            self.error(f"page {cursor or '(first)'}", exc)
             raise
         listings = self._parse(page)
         ids = list(dict.fromkeys(item.host_id for item in listings))
-        next_cursor, cut = page.next_cursor, False
-        if remaining is not None and len(ids) > remaining:
-            # Cut short by --limit (counted in host ids: one Civitai model may come
-            # as several version listings). Keep the cursor on this page so the
-            # next run sees the rest of it; re-saving the first ones is idempotent.
-            ids, next_cursor, cut = ids[:remaining], cursor, True
-            keep = set(ids)
-            listings = [item for item in listings if item.host_id in keep]
-        parsed = len(ids)
-        listings = self._complete(listings)
+        if remaining is None or len(ids) <= remaining:
+            return listings, page.next_cursor, False
+        # Cut short by --limit (counted in host ids: one Civitai model may come as
+        # several version listings). Keep the cursor on this page so the next run
+        # sees the rest of it; re-saving the first ones is idempotent.
+        keep = set(ids[:remaining])
+        return [item for item in listings if item.host_id in keep], cursor, True
+
+    def save(
+        self, listings: list[Listing], next_cursor: str | None, parsed: int
+    ) -> None:
+        """Save listings and the page's cursor in one transaction; count them."""
         counts = self.store.save_page(
             self.run_id,
             self.host.name,
@@ -411,13 +450,6 @@ class _Loop:
             seen_at=self.clock(),
         )
         self._count(parsed, counts)
-        if cut:
-            return cursor, False
-        if next_cursor is None:
-            self.stats.complete = True
-            self._sweep()
-            return None, False
-        return next_cursor, True
 
     def _parse(self, page: Page) -> list[Listing]:
         listings: list[Listing] = []
@@ -434,12 +466,11 @@ class _Loop:
                 listings.append(entry)
         return listings
 
-    def _complete(self, listings: list[Listing]) -> list[Listing]:
-        """Fetch details of new/changed listings; mark gone ones; drop failed ones.
+    def split(self, listings: list[Listing]) -> tuple[set[int], list[int]]:
+        """Positions of listings ready to save as listed, and of those needing details.
 
-        An item whose details fail is tried once more after the rest of the page;
-        if it fails again it is recorded in ``crawl_errors`` and left out of the
-        page (the next run fetches it again).
+        A listing needs details when the host says so for it: new to the index
+        (or held as gone), or whose revision moved.
         """
         ids = list(dict.fromkeys(item.host_id for item in listings))
         known = self.store.known_revisions(self.host.name, ids) if ids else {}
@@ -450,24 +481,35 @@ class _Loop:
                 item, item.host_id in known, known.get(item.host_id)
             )
         ]
-        done = dict(
-            zip(todo, self._fetch_all([listings[i] for i in todo]), strict=True)
-        )
-        failed = [i for i in todo if isinstance(done[i], HostError)]
+        return set(range(len(listings))) - set(todo), todo
+
+    def complete(self, listings: list[Listing]) -> list[Listing | None]:
+        """Fetch the details of ``listings``; None where there is nothing to save.
+
+        An item whose details fail is tried once more after the others; if it
+        fails again it is recorded in ``crawl_errors`` and gives None (the next
+        run fetches it again). A listing the host reports gone is marked gone in
+        the index (``Store.mark_gone``) and gives None.
+        """
+        done = self._fetch_all(listings)
+        failed = [i for i, r in enumerate(done) if isinstance(r, HostError)]
         self.stats.retried += len(failed)
-        again = self._fetch_all([listings[i] for i in failed])
-        done.update(zip(failed, again, strict=True))
-        kept: list[Listing] = []
-        for i, item in enumerate(listings):
-            result = done.get(i, item)
+        for i, again in zip(
+            failed, self._fetch_all([listings[i] for i in failed]), strict=True
+        ):
+            done[i] = again
+        out: list[Listing | None] = []
+        for item, result in zip(listings, done, strict=True):
             if isinstance(result, HostError):
-                self._error(item.host_id, result)  # failed twice: retried next run
+                self.error(item.host_id, result)  # failed twice: retried next run
+                out.append(None)
             elif result.status in GONE_STATUSES:
                 self._gone(result.host_id, result.status)
+                out.append(None)
             else:
                 self.stats.unread += bool(result.extra.get("unread"))
-                kept.append(result)
-        return kept
+                out.append(result)
+        return out
 
     def _fetch_all(self, todo: list[Listing]) -> list[Listing | HostError]:
         """Run fetch_details over ``todo``; a failed item comes back as its error.
@@ -511,7 +553,7 @@ class _Loop:
         if self.progress is not None:
             self.progress(self.stats)
 
-    def _sweep(self) -> None:
+    def sweep(self) -> None:
         """After a complete pass, ask the host about listings the pass did not see."""
         if not self.host.complete_listing or not isinstance(self.store, SweepStore):
             return
@@ -528,7 +570,7 @@ class _Loop:
             except RateLimited:
                 raise
             except HostError as exc:  # this repo only: asked again after the next pass
-                self._error(host_id, exc)
+                self.error(host_id, exc)
                 continue
             if status is not None and status != "live":
                 self._gone(host_id, status)
@@ -553,7 +595,8 @@ class _Loop:
         )
         self.stats.gone += 1
 
-    def _error(self, item: str, exc: Exception) -> None:
+    def error(self, item: str, exc: Exception) -> None:
+        """Count and record one failed item (its message without the token)."""
         self.stats.errors += 1
         message = self.host.client.redact(str(exc))
         logger.warning("%s: %s: %s", self.host.name, item, message)
