@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
+import pytest
 from click.testing import CliRunner
 
 from modelscan import errors
@@ -34,10 +37,12 @@ def test_db_and_json_options_and_env_var(tmp_path, monkeypatch) -> None:  # type
 
 
 def test_open_index_migrates_then_reads_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A writable open creates the index; a read-only open reads it and refuses writes."""
+    """A writable open creates the index; a read-only one reads it, refuses writes."""
     url = f"sqlite:///{tmp_path / 'index.sqlite'}"
     with open_index(url) as store:
         assert store.row_counts()["repos"] == 0
     with open_index(url, read_only=True) as store:
         assert store.read_only
         assert store.host_names() == []
+        with pytest.raises(errors.ReadOnlyViolation):
+            store.save_link_state({"watermark": None}, datetime.now(UTC))
