@@ -249,25 +249,30 @@ def similarity_edges(
             if signature[p.id] == signature[child.id] and not same_weights(p, child)
         ]
         found = best_parent(sketches[child.id], olds, sketches)
-        if found is None:
-            continue
-        parent_repo = holdings.origin[found.parent.sha256].repo_id
-        child_repo = holdings.origin[child.sha256].repo_id
-        if child_repo == parent_repo:
-            continue
-        rows.append(
-            blob_edge(
-                child_repo_id=child_repo,
-                child_sha256=child.sha256,
-                parent_sha256=found.parent.sha256,
-                parent_repo_id=parent_repo,
-                relation=relation_for(child.dtype, found.parent.dtype),
-                source="weight-similarity",
-                confidence=round(found.similarity.median, 4),
-                evidence=found.evidence(),
-            )
-        )
+        row = similarity_edge(child, found, holdings) if found else None
+        if row is not None:
+            rows.append(row)
     return everyone, rows
+
+
+def similarity_edge(
+    child: BlobInfo, found: ParentMatch, holdings: Holdings
+) -> EdgeRow | None:
+    """The weight-similarity edge to the parent found; None within one repo."""
+    parent_repo = holdings.origin[found.parent.sha256].repo_id
+    child_repo = holdings.origin[child.sha256].repo_id
+    if child_repo == parent_repo:
+        return None
+    return blob_edge(
+        child_repo_id=child_repo,
+        child_sha256=child.sha256,
+        parent_sha256=found.parent.sha256,
+        parent_repo_id=parent_repo,
+        relation=relation_for(child.dtype, found.parent.dtype),
+        source="weight-similarity",
+        confidence=round(found.similarity.median, 4),
+        evidence=found.evidence(),
+    )
 
 
 # --- claims made inside files ---------------------------------------------------------

@@ -12,11 +12,18 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from modelscan.lineage import evidence
 from modelscan.lineage.graph import Edge
-from modelscan.lineage.rows import BlobInfo, ClaimRow, LineageIndex, TensorSketch
+from modelscan.lineage.rows import (
+    BlobInfo,
+    ClaimRow,
+    Holdings,
+    LineageIndex,
+    TensorSketch,
+)
 from modelscan.records import Fingerprint
 from modelscan.scanner.dtypes import dominant_dtype
 from modelscan.scanner.similarity import matrix_signature
@@ -113,28 +120,41 @@ def _same_weights(index: LineageIndex, fp: Fingerprint, key: str) -> list[Edge]:
     return out
 
 
-def _similar(index: LineageIndex, fp: Fingerprint, key: str) -> list[Edge]:
-    info, own = fingerprint_blob(fp)
-    if not own:
-        return []
-    candidates = index.shape_groups([fp.parameter_count], evidence.MAX_GROUP)
-    sketches = index.sketches(b.id for b in candidates)
+def _same_shape_first_upload_first(
+    own: Sequence[TensorSketch],
+    candidates: Sequence[BlobInfo],
+    sketches: Mapping[int, Sequence[TensorSketch]],
+    holdings: Holdings,
+) -> list[BlobInfo]:
+    """Candidates with the file's matrix shapes, earliest upload first.
+
+    Among equally good parents the first one seen wins; blobs never hosted last.
+    """
     want = matrix_signature(t.shape for t in own)
-    holdings = index.holdings(b.sha256 for b in candidates)
     olds = [
         b
         for b in candidates
         if sketches.get(b.id)
         and matrix_signature(t.shape for t in sketches[b.id]) == want
     ]
-    # earliest upload first: among equally good parents the first one seen wins
-    olds.sort(
+    return sorted(
+        olds,
         key=lambda b: (
             holdings.order(b.sha256, b.id)
             if b.sha256 in holdings.origin
             else (NEVER, 0, 0, b.id)
-        )
+        ),
     )
+
+
+def _similar(index: LineageIndex, fp: Fingerprint, key: str) -> list[Edge]:
+    info, own = fingerprint_blob(fp)
+    if not own:
+        return []
+    candidates = index.shape_groups([fp.parameter_count], evidence.MAX_GROUP)
+    sketches = index.sketches(b.id for b in candidates)
+    holdings = index.holdings(b.sha256 for b in candidates)
+    olds = _same_shape_first_upload_first(own, candidates, sketches, holdings)
     found = evidence.best_parent(own, olds, sketches)
     if found is None:
         return []
