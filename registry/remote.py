@@ -148,6 +148,8 @@ class HttpRangeReader:
             to another origin).
         token_env: the env var the token comes from, named in auth errors.
         max_requests: requests allowed for this file (resolves included).
+        max_bytes: body bytes allowed for this file (None: the parsers' own
+            caps and the scanner's plan bound them); a crawl sets its budget.
         sleep: how to wait between retries (tests pass a fake).
     """
 
@@ -160,9 +162,11 @@ class HttpRangeReader:
         token: str | None = None,
         token_env: str = "",
         max_requests: int = MAX_REQUESTS,
+        max_bytes: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url
+        self.max_bytes = max_bytes
         self._name = name or url
         self._client = client
         self._token = token
@@ -287,6 +291,14 @@ class HttpRangeReader:
 
     def _fetch(self, start: int, end: int) -> None:
         """GET bytes [start, end) and cache them (re-resolving expired signatures)."""
+        if self.max_bytes is not None and self.bytes_received + end - start > (
+            self.max_bytes
+        ):
+            raise BudgetExceeded(
+                self._name,
+                f"needs more than {self.max_bytes} bytes; download the file and "
+                "fingerprint it locally",
+            )
         for _ in range(MAX_RESOLVES):
             response = self._open(start, end)
             if response.status_code == 403 and self._data_url is not None:
@@ -578,22 +590,28 @@ def _civitai_file(files: list[dict[str, Any]], file_id: str) -> dict[str, Any] |
 
 
 def fetch_remote_fingerprint(
-    ref: str,
+    ref: str | RemoteTarget,
     *,
     env: Mapping[str, str] | None = None,
     client: HttpClient | None = None,
     max_requests: int = MAX_REQUESTS,
+    max_bytes: int | None = None,
     all_hashes: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Fingerprint:
     """Fingerprint a hosted file through Range requests (DESIGN.md section 4).
 
+    A crawl that already holds a listed file passes a :class:`RemoteTarget`
+    (its resolve URL, the token, the sha256 the listing states) and its own
+    HttpClient, so no reference is parsed and no API call is made.
+
     Args:
-        ref: ``hf://OWNER/NAME/PATH[@REVISION]``, ``civitai://VERSION_ID[/FILE_ID]``
-            or an ``http(s)://`` URL of a server that supports Range.
+        ref: ``hf://OWNER/NAME/PATH[@REVISION]``, ``civitai://VERSION_ID[/FILE_ID]``,
+            an ``http(s)://`` URL of a server that supports Range, or a target.
         env: environment to read endpoints and tokens from (default os.environ).
         client: the HttpClient to use (default: a new one for the host).
         max_requests: request budget for this file.
+        max_bytes: byte budget for this file (None: the per-file plan bounds it).
         all_hashes: a file small enough to be read whole also gets BLAKE3/CRC-32.
         sleep: how to wait between retries.
 
@@ -608,24 +626,32 @@ def fetch_remote_fingerprint(
     from modelscan.scanner.remote import remote_fingerprint
 
     env = os.environ if env is None else env
-    target = resolve_target(ref, env=env, client=client)
+    if isinstance(ref, RemoteTarget):
+        target = ref
+    else:
+        target = resolve_target(ref, env=env, client=client)
     http = client or HttpClient(target.host, token_env=target.token_env)
     reader = HttpRangeReader(
         target.url,
         client=http,
-        name=ref,
+        name=target.ref,
         token=target.token,
         token_env=target.token_env,
         max_requests=max_requests,
+        max_bytes=max_bytes,
         sleep=sleep,
     )
     reader.open()
-    stated = target.sha256 or reader.stated_sha256
+    stated = (target.sha256 or reader.stated_sha256 or "").lower() or None
     fp = remote_fingerprint(
-        reader, url=ref, sha256=stated, all_hashes=all_hashes, max_requests=max_requests
+        reader,
+        url=target.ref,
+        sha256=stated,
+        all_hashes=all_hashes,
+        max_requests=max_requests,
     )
     if stated and fp.sha256 != stated:
         raise RemoteError(
-            ref, f"the bytes hash to {fp.sha256}, the host states {stated}"
+            target.ref, f"the bytes hash to {fp.sha256}, the host states {stated}"
         )
     return fp

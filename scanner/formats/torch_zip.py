@@ -50,7 +50,8 @@ _SNIFF_WHOLE = 64 * 1024  # members up to this size may be parsed to sniff a pic
 _CHUNK = 1024 * 1024
 _TAIL = 22 + 0xFFFF  # EOCD plus the longest comment
 _PREFETCH_GAP = 64 * 1024  # remote: metadata ranges closer than this merge
-_PREFETCH_RANGES = 8  # remote: at most this many metadata requests (gap doubles)
+_PREFETCH_RANGES = 8  # remote: aim for this many metadata requests (gap doubles)
+_PREFETCH_SLACK = 512 * 1024  # remote: storage bytes those ranges may take in
 
 _EOCD = struct.Struct("<4sHHHHIIH")
 _ZIP64_LOCATOR = struct.Struct("<4sIQI")
@@ -394,11 +395,15 @@ def _prefetch_metadata(
         whole = _named_pickle(m) or m.usize <= _SNIFF_WHOLE
         end = ends[m.name] if whole else m.header_offset + _LOCAL.size + 1024
         ranges.append((m.header_offset, min(ends[m.name], end)))
+    # Fewer, longer ranges while the storage bytes they take in stay small.
+    allowed = sum(e - s for s, e in coalesce(ranges, 0)) + _PREFETCH_SLACK
     gap = _PREFETCH_GAP
     merged = coalesce(ranges, gap)
     while len(merged) > _PREFETCH_RANGES:
-        gap *= 2
-        merged = coalesce(ranges, gap)
+        wider = coalesce(ranges, gap * 2)
+        if sum(e - s for s, e in wider) > allowed:
+            break
+        gap, merged = gap * 2, wider
     prefetch(merged)
 
 

@@ -25,6 +25,7 @@ from modelscan.registry.remote import (
     HttpRangeReader,
     RangeNotSupported,
     RemoteError,
+    RemoteTarget,
     fetch_remote_fingerprint,
     parse_hf_ref,
 )
@@ -345,3 +346,42 @@ def test_not_a_model_file(hub: RangeServer, tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="HTML") as info:
         _fetch(hub, "hf://o/html/page.bin")
     assert isinstance(info.value, ModelscanError)
+
+
+def test_crawl_passes_a_target_with_the_listed_sha256(
+    hub: RangeServer, files: dict[str, Path]
+) -> None:
+    """A RemoteTarget (resolve URL, token, listed sha256) needs no reference parsing."""
+    hosted = hub.files[f"o/rxn_bin/{files['rxn_bin'].name}"]
+    target = RemoteTarget(
+        ref="hf:o/rxn_bin/pytorch_model.bin",
+        url=hub.resolve_url("o/rxn_bin", files["rxn_bin"].name),
+        host="huggingface",
+        token="hf_secret",
+        token_env="HF_TOKEN",
+        sha256=hosted.sha256.upper(),
+    )
+    client = HttpClient("huggingface", token_env="HF_TOKEN")
+    fp = fetch_remote_fingerprint(target, client=client, sleep=lambda s: None)
+    assert fp.path == target.ref
+    assert fp.sha256 == hosted.sha256
+    assert client.requests == hub.count()
+
+
+def test_byte_budget_is_a_hard_cap(hub: RangeServer, files: dict[str, Path]) -> None:
+    """max_bytes below the GGUF header refuses before the request that passes it."""
+    with pytest.raises(BudgetExceeded, match="more than 500000 bytes"):
+        _fetch(hub, _ref(files, "smollm_gguf"), max_bytes=500_000)
+    assert hub.bytes_sent() <= 500_000
+
+
+def test_whole_read_checks_the_hosts_sha256(
+    hub: RangeServer, files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A small file whose bytes differ from the stated sha256 is an error."""
+    copy = tmp_path / "alex.pth"
+    copy.write_bytes(files["lpips_alex"].read_bytes())
+    hosted = hub.add("o/liar", "alex.pth", copy)
+    hosted.sha256 = "0" * 64  # the server now states (and signs) a wrong hash
+    with pytest.raises(RemoteError, match="the host states 0000"):
+        _fetch(hub, "hf://o/liar/alex.pth")
