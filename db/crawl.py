@@ -66,14 +66,26 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+DISTRIBUTED_PREFIX = "workers via "  # machine of a distributed run's lock
+
+
 def _is_stale(lock: Any, at: datetime) -> bool:
     if at - lock.heartbeat_at > LOCK_STALE_AFTER:
         return True
     return lock.machine == socket.gethostname() and not _pid_alive(lock.pid)
 
 
-def start_run(conn: Connection, host: str, *, params: dict[str, object]) -> int:
+def start_run(
+    conn: Connection,
+    host: str,
+    *,
+    params: dict[str, object],
+    distributed: bool = False,
+) -> int:
     """Record a new run of ``host`` and take the host's crawl lock.
+
+    A distributed run's lock names no local process (its workers run anywhere and
+    keep it with their heartbeats), so it is stale only when they stop beating.
 
     Raises:
         StoreError: another live crawl of the same host holds the lock.
@@ -81,6 +93,8 @@ def start_run(conn: Connection, host: str, *, params: dict[str, object]) -> int:
     at = now()
     ensure_host(conn, host, at)
     machine, pid = socket.gethostname(), os.getpid()
+    if distributed:
+        machine = f"{DISTRIBUTED_PREFIX}{machine}"
     run_id: int = conn.execute(
         insert(RUNS).returning(RUNS.c.id),
         {

@@ -106,10 +106,14 @@ def save_page(
     listings: Sequence[Listing],
     *,
     next_cursor: str | None,
-    cursor_key: str,
+    cursor_key: str | None,
     seen_at: datetime,
 ) -> PageCounts:
-    """Upsert a page of listings with their events, then save the cursor."""
+    """Upsert a page of listings with their events, then save the cursor.
+
+    ``cursor_key=None`` leaves the cursor as it is (listings completed apart from
+    their page).
+    """
     crawl.heartbeat(conn, run_id, host)
     crawl.ensure_host(conn, host, seen_at)
     strays = sorted({x.host for x in listings} - {host})
@@ -151,7 +155,8 @@ def save_page(
         seen_at,
         new_repo_ids=new_ids,
     )
-    crawl.save_cursor(conn, host, cursor_key, next_cursor, run_id)
+    if cursor_key is not None:
+        crawl.save_cursor(conn, host, cursor_key, next_cursor, run_id)
     changed_ids = diff.changed_repos
     new = sum(1 for r in repos if r.listing.host_id not in before)
     changed = sum(

@@ -201,13 +201,20 @@ class Store(LineageRows):
 
     # --- crawling --------------------------------------------------------------------
 
-    def start_run(self, host: str, *, params: dict[str, object]) -> int:
+    def start_run(
+        self, host: str, *, params: dict[str, object], distributed: bool = False
+    ) -> int:
         """Record a crawl run of ``host`` and take its lock; return the run id.
+
+        A ``distributed`` run's lock is held by its workers' heartbeats, not by
+        the process that started it (which may exit).
 
         Raises:
             StoreError: another crawl of ``host`` is running.
         """
-        return self._write(lambda c: crawl.start_run(c, host, params=params))
+        return self._write(
+            lambda c: crawl.start_run(c, host, params=params, distributed=distributed)
+        )
 
     def finish_run(self, run_id: int, *, status: str, stats: dict[str, int]) -> None:
         """Close a run with its status and counts, releasing the host lock."""
@@ -228,10 +235,13 @@ class Store(LineageRows):
         listings: Sequence[Listing],
         *,
         next_cursor: str | None,
-        cursor_key: str = "default",
+        cursor_key: str | None = "default",
         seen_at: datetime,
     ) -> PageCounts:
         """Upsert a page of listings and its events, save the cursor: one transaction.
+
+        ``cursor_key=None`` saves the listings only (one repo completed apart from
+        its page, in a distributed crawl).
 
         Raises:
             StoreError: ``run_id`` no longer holds the lock of ``host``.

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from modelscan.registry.base import Host
 from modelscan.registry.civitai import CivitaiHost
+from modelscan.registry.http import Budget
 from modelscan.registry.huggingface import HuggingFaceHost
 from modelscan.registry.replicate import ReplicateHost
 
@@ -34,6 +35,8 @@ def make_host(
     search: str | None = None,
     tag: str | None = None,
     sleep: Callable[[float], None] | None = None,
+    token: str | None = None,
+    budget: Budget | None = None,
 ) -> Host:
     """Build the named host from the environment and the crawl options.
 
@@ -45,6 +48,8 @@ def make_host(
         search: only listings matching this text (not for Replicate).
         tag: only listings with this tag (not for Replicate).
         sleep: the waiting function (tests pass a fake).
+        token: the token to use instead of the host's variable (one of HF_TOKENS).
+        budget: a request budget shared with other workers.
 
     Raises:
         KeyError: unknown host name.
@@ -60,11 +65,15 @@ def make_host(
             search=search,
             tag=tag,
             sleep=sleep,
+            token=token,
+            budget=budget,
         )
     if name == "replicate":
         if author or search or tag:
             raise ValueError("Replicate's API has no --author, --search or --filter")
-        return ReplicateHost.from_env(endpoint=endpoint, rate=rate, sleep=sleep)
+        return ReplicateHost.from_env(
+            endpoint=endpoint, rate=rate, sleep=sleep, token=token, budget=budget
+        )
     raise KeyError(f"unknown host {name!r}; choose from {', '.join(HOSTS)}")
 
 

@@ -97,7 +97,7 @@ class Store(Protocol):
         listings: Sequence[Listing],
         *,
         next_cursor: str | None,
-        cursor_key: str = "default",
+        cursor_key: str | None = "default",
         seen_at: datetime,
     ) -> PageCounts:
         """Upsert the listings, write their events and save the cursor, atomically."""
@@ -371,7 +371,7 @@ class CrawlSteps:
         host = self.host
         cursor = None if full else self.store.load_cursor(host.name, host.cursor_key)
         if cursor is None:
-            self._mark_pass_start()
+            self.mark_pass_start()
         while max_pages is None or self.stats.pages < max_pages:
             remaining = None if limit is None else limit - self.stats.listings
             if remaining is not None and remaining <= 0:
@@ -575,7 +575,7 @@ class CrawlSteps:
             if status is not None and status != "live":
                 self._gone(host_id, status)
 
-    def _mark_pass_start(self) -> None:
+    def mark_pass_start(self) -> None:
         """Remember when this full pass began, for the sweep at its end."""
         if not self.host.complete_listing:
             return

@@ -43,7 +43,7 @@ from modelscan.registry.base import (
     parse_time,
     replace,
 )
-from modelscan.registry.http import HttpClient, join_url, strip_api_path
+from modelscan.registry.http import Budget, HttpClient, join_url, strip_api_path
 
 DEFAULT_BASE_URL = "https://civitai.com"
 BASE_URL_ENV = "MODELSCAN_CIVITAI_URL"
@@ -272,14 +272,17 @@ class CivitaiHost:
         search: str | None = None,
         tag: str | None = None,
         sleep: Callable[[float], None] | None = None,
+        token: str | None = None,
+        budget: Budget | None = None,
     ) -> CivitaiHost:
         """Build the host from the environment (``MODELSCAN_CIVITAI_URL``, token)."""
         client = HttpClient(
             "civitai",
-            token=os.environ.get(TOKEN_ENV) or None,
+            token=token or os.environ.get(TOKEN_ENV) or None,
             token_env=TOKEN_ENV,
             rate=rate,
             sleep=sleep,
+            budget=budget,
         )
         return cls(
             client, base_url_from_env(endpoint), author=author, search=search, tag=tag

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
@@ -52,6 +52,20 @@ MAX_WAIT = 900.0  # a Retry-After longer than this stops the run instead of slee
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 _RATELIMIT_RE = re.compile(r"(?:^|;)\s*r=(\d+).*?;\s*t=(\d+)")
+
+
+class Budget(Protocol):
+    """A request budget shared beyond this process (all workers on one token).
+
+    :mod:`modelscan.distributed.budget` keeps one in Redis; the client asks it
+    before every request and tells it when the host asked everyone to wait.
+    """
+
+    def reserve(self, url: str) -> float:
+        """Take a request slot for ``url`` if one is free: 0.0, else seconds to wait."""
+
+    def pause(self, url: str, seconds: float) -> None:
+        """Hold back every holder of the budget of ``url`` for ``seconds``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +255,7 @@ class HttpClient:
         clock: monotonic clock in seconds.
         sleep: function that waits (default time.sleep); tests pass a fake.
         rng: random source for jitter.
+        budget: a request budget shared with other processes (distributed crawl).
     """
 
     def __init__(
@@ -257,6 +272,7 @@ class HttpClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        budget: Budget | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be positive")
@@ -276,6 +292,7 @@ class HttpClient:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._next_slot = 0.0
+        self.budget = budget
 
     @property
     def has_token(self) -> bool:
@@ -286,8 +303,12 @@ class HttpClient:
         """Remove this client's token from ``text``."""
         return redact(text, (self._token or "",))
 
-    def throttle(self) -> None:
-        """Wait for this host's next request slot and count one request."""
+    def throttle(self, url: str = "") -> None:
+        """Wait for this host's next request slot and count one request.
+
+        ``--rate`` paces this process; a shared :class:`Budget`, when given, then
+        paces every process on the same token.
+        """
         with self._lock:
             now = self._clock()
             slot = max(now, self._next_slot)
@@ -295,6 +316,8 @@ class HttpClient:
             self.requests += 1
         if slot > now:
             self._sleep(slot - now)
+        while self.budget is not None and (wait := self.budget.reserve(url)) > 0:
+            self._sleep(wait)
 
     def send(
         self,
@@ -338,6 +361,8 @@ class HttpClient:
             else:
                 return answer
             delay = self._retry_delay(attempt, hinted)
+            if hinted and self.budget is not None:  # the host spoke to every worker
+                self.budget.pause(url, min(hinted, MAX_WAIT))
             if attempt >= self.retries or delay is None:
                 self._give_up(url, answer, failure, attempt)
             logger.info("%s: %s from %s; retrying in %.1fs", self.host,
@@ -418,7 +443,7 @@ class HttpClient:
         The body is read here (not streamed), so a connection reset in the middle
         of it is a failure of this attempt, retried like any other.
         """
-        self.throttle()
+        self.throttle(url)
         sent = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         sent.update(headers or {})
         try:

@@ -51,6 +51,7 @@ from modelscan.refs import hf_ref  # the one reference parser (modelscan/refs.py
 from modelscan.registry.base import ItemError, Page, filter_key, parse_time, replace
 from modelscan.registry.http import (
     USER_AGENT,
+    Budget,
     HttpClient,
     join_url,
     relative_ref,
@@ -316,12 +317,15 @@ class HuggingFaceHost:
         search: str | None = None,
         tag: str | None = None,
         sleep: Callable[[float], None] | None = None,
+        token: str | None = None,
+        budget: Budget | None = None,
     ) -> HuggingFaceHost:
         """Build the host from the environment (``HF_ENDPOINT``, the Hub token)."""
-        token = get_token()
+        token = token or get_token()
         client = HttpClient(
-            "huggingface", token=token, token_env=TOKEN_ENV, rate=rate, sleep=sleep
-        )
+            "huggingface", token=token, token_env=TOKEN_ENV, rate=rate, sleep=sleep,
+            budget=budget,
+        )  # fmt: skip
         return cls(
             client,
             base_url_from_env(endpoint),

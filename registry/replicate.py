@@ -36,7 +36,13 @@ from modelscan.registry.base import (
     parse_time,
     replace,
 )
-from modelscan.registry.http import HttpClient, join_url, relative_ref, strip_api_path
+from modelscan.registry.http import (
+    Budget,
+    HttpClient,
+    join_url,
+    relative_ref,
+    strip_api_path,
+)
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 BASE_URL_ENV = "MODELSCAN_REPLICATE_URL"
@@ -203,6 +209,8 @@ class ReplicateHost:
         endpoint: str | None = None,
         rate: float | None = None,
         sleep: Callable[[float], None] | None = None,
+        token: str | None = None,
+        budget: Budget | None = None,
     ) -> ReplicateHost:
         """Build the host from ``REPLICATE_API_TOKEN`` and ``MODELSCAN_REPLICATE_URL``.
 
@@ -210,7 +218,7 @@ class ReplicateHost:
             AuthRequired: the token is not set.
         """
         base_url = base_url_from_env(endpoint)
-        token = os.environ.get(TOKEN_ENV)
+        token = token or os.environ.get(TOKEN_ENV)
         if not token:
             raise AuthRequired(
                 cls.name,
@@ -219,8 +227,9 @@ class ReplicateHost:
                 "(https://replicate.com/account/api-tokens)",
             )
         client = HttpClient(
-            "replicate", token=token, token_env=TOKEN_ENV, rate=rate, sleep=sleep
-        )
+            "replicate", token=token, token_env=TOKEN_ENV, rate=rate, sleep=sleep,
+            budget=budget,
+        )  # fmt: skip
         return cls(client, base_url)
 
     def fetch_page(self, cursor: str | None, *, limit: int | None = None) -> Page:

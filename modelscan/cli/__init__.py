@@ -78,6 +78,7 @@ def _register() -> None:
         lineage_cmd,
         spread_cmd,
         status_cmd,
+        worker_cmd,
     )
 
     modules = (
@@ -87,6 +88,7 @@ def _register() -> None:
         lineage_cmd,
         spread_cmd,
         status_cmd,
+        worker_cmd,
     )
     for module in modules:
         for command in module.COMMANDS:

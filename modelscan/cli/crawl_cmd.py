@@ -77,6 +77,22 @@ HOST_NAMES = ("huggingface", "civitai", "replicate")  # = modelscan.registry.HOS
     help="Index URL (SQLAlchemy); default: MODELSCAN_DATABASE_URL or the "
     "SQLite file in the user data directory.",
 )
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Enqueue the crawl for `modelscan worker` processes instead of running it.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="With --distributed: wait until every task is done, then summarise.",
+)
+@click.option(
+    "--budget",
+    metavar="N/SECONDS",
+    help="With --distributed: at most N requests in any SECONDS per token, shared "
+    "by all workers (default: the host's documented budget, for the Hub 1000/300).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def crawl(
     host_name: str,
@@ -90,6 +106,9 @@ def crawl(
     rate: float | None,
     workers: int,
     db: str | None,
+    distributed: bool,
+    wait: bool,
+    budget: str | None,
     as_json: bool,
 ) -> None:
     """Crawl model hosts into the index, resuming where the last run stopped.
@@ -107,6 +126,7 @@ def crawl(
         modelscan crawl --host huggingface --author openai --limit 100
         modelscan crawl --host civitai --rate 2
         modelscan crawl --host all --json
+        modelscan crawl --host huggingface --distributed --wait
     """  # noqa: D301 (a real \b: click keeps the example's lines as they are)
     from modelscan.db.engine import open_store
 
@@ -115,6 +135,14 @@ def crawl(
             "--endpoint names one host's URL: use it with --host NAME"
         )
     names = list(HOST_NAMES) if host_name == "all" else [host_name]
+    if distributed or wait or budget:
+        spec = {"endpoint": endpoint, "author": author, "search": search,
+                "tag": tag, "budget": budget, "full": full}  # fmt: skip
+        _check_distributed(distributed, limit, max_pages, rate, budget)
+        enqueued = [_enqueue_one(name, db, spec, wait=wait, as_json=as_json)
+                    for name in names]  # fmt: skip
+        _report(enqueued, as_json=as_json)
+        return
     results: list[dict[str, Any]] = []
     with open_store(db) as store:
         for name in names:
@@ -124,6 +152,11 @@ def crawl(
                                 limit=limit, max_pages=max_pages, full=full,
                                 workers=workers, as_json=as_json)  # fmt: skip
             results.append(result)
+    _report(results, as_json=as_json)
+
+
+def _report(results: list[dict[str, Any]], *, as_json: bool) -> None:
+    """Print the summary of every host; exit 1 when one failed."""
     failed = [r for r in results if r["status"] == "failed"]
     if as_json:
         click.echo(json.dumps({"ok": not failed, "hosts": results}, indent=2))
@@ -136,6 +169,61 @@ def crawl(
         )
     if failed:
         sys.exit(1)
+
+
+def _check_distributed(distributed: bool, limit: int | None, max_pages: int | None,
+                       rate: float | None, budget: str | None) -> None:  # fmt: skip
+    """Refuse options that a distributed crawl does not take (exit 2)."""
+    from modelscan.cli.worker_cmd import need_celery
+    from modelscan.distributed.budget import Limit
+
+    if not distributed:
+        raise click.UsageError("--wait and --budget go with --distributed")
+    if limit or max_pages or rate:
+        raise click.UsageError(
+            "--limit, --max-pages and --rate are for inline crawls; "
+            "a distributed crawl is paced by --budget"
+        )
+    if budget:
+        try:
+            Limit.parse(budget)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--budget") from None
+    need_celery()
+
+
+def _enqueue_one(name: str, db: str | None, options: dict[str, Any], *, wait: bool,
+                 as_json: bool) -> dict[str, Any]:  # fmt: skip
+    """Enqueue one host's crawl (and follow it with --wait); its summary."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    from modelscan.cli import CommandError
+    from modelscan.db.engine import default_url
+    from modelscan.distributed import enqueue_crawl, wait_for
+    from modelscan.errors import AuthRequired, StoreError
+
+    url = db or default_url()
+    try:
+        run_id = enqueue_crawl(name, url, **options)
+    except (StoreError, AuthRequired) as exc:
+        click.echo(f"{name}: failed: {exc}", err=True)
+        return {"host": name, "status": "failed", "error": str(exc)}
+    except (RedisError, OperationalError) as exc:
+        raise CommandError(
+            f"the broker or Redis does not answer ({type(exc).__name__}: {exc}); "
+            "check MODELSCAN_BROKER_URL and MODELSCAN_REDIS_URL"
+        ) from None
+    if not wait:
+        if not as_json:
+            click.echo(f"{name}: enqueued as run {run_id}; workers crawl it "
+                       "(modelscan status shows it)")  # fmt: skip
+        return {"host": name, "status": "enqueued", "run_id": run_id}
+    with _Progress(name, enabled=not as_json and sys.stderr.isatty()) as bar:
+        stats = wait_for(url, run_id, progress=bar.update)
+    if not as_json:
+        click.echo(stats.summary(), err=stats.status == "failed")
+    return stats.as_dict()
 
 
 def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool,

@@ -64,7 +64,7 @@ class FakeStore:
         listings: Sequence[Listing],
         *,
         next_cursor: str | None,
-        cursor_key: str = "default",
+        cursor_key: str | None = "default",
         seen_at: datetime,
     ) -> Counts:
         if self.fail_after_pages is not None and self.pages >= self.fail_after_pages:
@@ -95,7 +95,8 @@ class FakeStore:
                 "last_seen": seen_at,
                 "lineage": {ref for item in group for ref in item.lineage},
             }
-        self.cursors[(host, cursor_key)] = next_cursor
+        if cursor_key is not None:
+            self.cursors[(host, cursor_key)] = next_cursor
         self.pages += 1
         return Counts(new, changed, unchanged, sum(len(x.files) for x in listings))
 
