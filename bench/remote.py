@@ -35,6 +35,8 @@ ROWS = [
     ("minilm_f16", "safetensors F16 (MiniLM cast)"),
     ("silero_safetensors", "safetensors, silero VAD (real)"),
     ("smollm_gguf", "GGUF Q4_1, SmolLM2-135M (real)"),
+    ("minilm_gguf_f32", "GGUF F32 (MiniLM conversion)"),
+    ("minilm_gguf_q8_0", "GGUF Q8_0 (MiniLM conversion)"),
     ("whisperx_bin", "torch zip, whisperx Lightning (real)"),
     ("minilm_torch_zip", "torch zip (MiniLM torch.save)"),
     ("silero_jit", "TorchScript, silero VAD (real)"),

@@ -371,7 +371,9 @@ def minilm_conversions(minilm: Path, folder: Path) -> dict[str, Path]:
     """The tests' own conversions of the real MiniLM weights, by the real libraries.
 
     A torch zip checkpoint (``torch.save``), a legacy torch file
-    (``_use_new_zipfile_serialization=False``) and a float16 safetensors cast.
+    (``_use_new_zipfile_serialization=False``), a float16 safetensors cast, and
+    GGUF F32 and Q8_0 conversions written by llama.cpp's ``gguf`` package (1-D
+    tensors stay F32 in Q8_0, as llama.cpp keeps norms).
     """
     import torch
     from safetensors.torch import load_file, save_file
@@ -381,12 +383,34 @@ def minilm_conversions(minilm: Path, folder: Path) -> dict[str, Path]:
         "minilm_torch_zip": folder / "pytorch_model.bin",
         "minilm_torch_legacy": folder / "legacy_model.bin",
         "minilm_f16": folder / "model.fp16.safetensors",
+        "minilm_gguf_f32": folder / "minilm-f32.gguf",
+        "minilm_gguf_q8_0": folder / "minilm-q8_0.gguf",
     }
-    if not out["minilm_f16"].exists():
+    if not out["minilm_gguf_q8_0"].exists():
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(weights, out["minilm_torch_zip"])
         torch.save(
             weights, out["minilm_torch_legacy"], _use_new_zipfile_serialization=False
         )
         save_file({k: v.half() for k, v in weights.items()}, str(out["minilm_f16"]))
+        arrays = {k: v.numpy() for k, v in weights.items()}
+        _write_gguf(out["minilm_gguf_f32"], arrays, quantized=False)
+        _write_gguf(out["minilm_gguf_q8_0"], arrays, quantized=True)
     return out
+
+
+def _write_gguf(path: Path, arrays: dict[str, Any], *, quantized: bool) -> None:
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "bert")
+    writer.add_name("all-MiniLM-L6-v2 (test conversion)")
+    for name, array in arrays.items():
+        if quantized and array.ndim >= 2:
+            q = gguf.GGMLQuantizationType.Q8_0
+            writer.add_tensor(name, gguf.quants.quantize(array, q), raw_dtype=q)
+        else:
+            writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()

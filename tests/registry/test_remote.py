@@ -44,7 +44,13 @@ REAL = [
     "silero_safetensors",
 ]
 SMALL = ["lpips_alex", "silero_ggml", "rxn_training_args"]
-MADE = ["minilm_torch_zip", "minilm_torch_legacy", "minilm_f16"]
+MADE = [
+    "minilm_torch_zip",
+    "minilm_torch_legacy",
+    "minilm_f16",
+    "minilm_gguf_f32",
+    "minilm_gguf_q8_0",
+]
 
 
 @pytest.fixture(scope="module")
