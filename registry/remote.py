@@ -56,7 +56,11 @@ logger = logging.getLogger(__name__)
 MAX_REQUESTS = 40  # per file (DESIGN.md section 4, "Remote fingerprints")
 READ_AHEAD = 64 * 1024  # a read that misses the cache fetches at least this much
 MAX_READ_AHEAD = 256 * 1024  # a sequential parser's read goes at most this far
-FIRST_READ = 64 * 1024  # the first request: magic bytes and most headers
+# The first request: magic bytes and most headers. huggingface_hub's
+# HfApi.parse_safetensors_file_metadata asks for bytes=0-100000 first ("97% of
+# safetensors files have a metadata size < 100kb"); 64 KiB is the sniffing window
+# the local path reads too, and a longer header costs one more request.
+FIRST_READ = 64 * 1024
 MAX_REDIRECTS = 5
 MAX_RESOLVES = 3  # the first resolve and two more after expired signatures
 HF_ENDPOINT = "https://huggingface.co"
@@ -108,6 +112,19 @@ class RemoteTarget:
     token: str | None = None  # sent to the first URL's origin only
     token_env: str = ""
     sha256: str | None = None  # host-stated (Civitai's published SHA256)
+
+
+def _release(response: requests.Response) -> None:
+    """Give a fully read connection back to the pool (keep-alive), else close it.
+
+    ``Response.close`` would close the socket, as the body was read through
+    ``raw``: one TCP and TLS handshake per range on a real CDN.
+    """
+    raw = response.raw
+    if getattr(raw, "length_remaining", None) == 0 and hasattr(raw, "release_conn"):
+        raw.release_conn()
+    else:
+        response.close()
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -404,12 +421,16 @@ class HttpRangeReader:
         status = response.status_code
         try:
             if status == 206:
-                return self._partial_body(response, start, end)
-            if status == 200:
-                return self._whole_body(response, start, end)
-            raise self._status_error(status)
-        finally:
-            response.close()
+                data = self._partial_body(response, start, end)
+            elif status == 200:
+                data = self._whole_body(response, start, end)
+            else:
+                raise self._status_error(status)
+        except BaseException:
+            response.close()  # drops the connection: the rest is never read
+            raise
+        _release(response)
+        return data
 
     def _partial_body(self, response: requests.Response, start: int, end: int) -> bytes:
         found = _parse_content_range(response.headers.get("Content-Range"))
