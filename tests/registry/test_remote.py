@@ -391,3 +391,20 @@ def test_whole_read_checks_the_hosts_sha256(
     hosted.sha256 = "0" * 64  # the server now states (and signs) a wrong hash
     with pytest.raises(RemoteError, match="the host states 0000"):
         _fetch(hub, "hf://o/liar/alex.pth")
+
+
+def test_large_legacy_ggml_is_read_at_file_level(
+    hub: RangeServer, files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A 3 MiB GGML file: format and AutoV1 from two ranges, the host's sha256."""
+    path = tmp_path / "ggml-model.bin"
+    head = files["silero_ggml"].read_bytes()
+    path.write_bytes(head + bytes(3 << 20))
+    hub.add("o/ggml", path.name, path)
+    fp = _fetch(hub, f"hf://o/ggml/{path.name}")
+    local = fingerprint(path)
+    assert (fp.format, fp.sha256, fp.autov1) == ("ggml", local.sha256, local.autov1)
+    assert fp.metadata == local.metadata
+    assert fp.remote is not None
+    assert fp.remote.requests == hub.count() <= 3
+    assert hub.bytes_sent() <= 192 * 1024
