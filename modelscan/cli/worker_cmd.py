@@ -45,12 +45,20 @@ def need_celery() -> None:
     help="Comma list of queues to take tasks from (MODELSCAN_QUEUE).",
 )
 @click.option(
+    "--name",
+    metavar="NAME",
+    help="This worker's node name (default celery@HOSTNAME; give several workers "
+    "on one machine names of their own, e.g. w1@%h).",
+)
+@click.option(
     "--db",
     envvar="MODELSCAN_DATABASE_URL",
     metavar="URL",
     help="Index URL (SQLAlchemy), the same for every worker and for the crawl.",
 )
-def worker_command(concurrency: int, queues: str, db: str | None) -> None:
+def worker_command(
+    concurrency: int, queues: str, name: str | None, db: str | None
+) -> None:
     r"""Run distributed crawl tasks from the broker until stopped.
 
     The broker is MODELSCAN_BROKER_URL (default redis://127.0.0.1:6379/0;
@@ -71,11 +79,12 @@ def worker_command(concurrency: int, queues: str, db: str | None) -> None:
     from modelscan.distributed.app import app, worker
 
     worker().store()  # open and migrate the index before taking any task
-    app.worker_main(
-        ["worker", "--pool", "threads", "--concurrency", str(concurrency),
-         "--queues", queues, "--loglevel", "INFO", "--without-gossip",
-         "--without-mingle"]
-    )  # fmt: skip
+    argv = ["worker", "--pool", "threads", "--concurrency", str(concurrency),
+            "--queues", queues, "--loglevel", "INFO", "--without-gossip",
+            "--without-mingle"]  # fmt: skip
+    if name:
+        argv += ["--hostname", name]
+    app.worker_main(argv)
 
 
 COMMANDS: list[click.Command] = [worker_command]
