@@ -65,7 +65,20 @@ def _save(store: Any, fp: Fingerprint, path: str) -> None:
             f"{path}: the host states no sha256, which --save needs as the key; "
             "fingerprint the downloaded file instead"
         )
-    store.save_fingerprint(fp, location=path, host="remote")
+    store.save_fingerprint(fp, location=path, host="remote", repo=_remote_repo(path))
+
+
+def _remote_repo(ref: str) -> str:
+    """The repo an occurrence at ``ref`` belongs to: hf://OWNER/NAME, civitai://ID.
+
+    >>> _remote_repo("hf://o/n/sub/m.gguf@v1"), _remote_repo("civitai://7/9")
+    ('hf://o/n', 'civitai://7')
+    """
+    scheme, _, body = ref.partition("://")
+    keep = {"hf": 2, "civitai": 1}.get(scheme)
+    if keep is not None:
+        return f"{scheme}://" + "/".join(body.split("@")[0].split("/")[:keep])
+    return ref.rsplit("/", 1)[0] if "/" in body else ref
 
 
 def _total_bytes(paths: list[str]) -> int:

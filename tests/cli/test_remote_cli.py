@@ -16,7 +16,7 @@ from rangeserver import RangeServer
 from sqlalchemy import create_engine, select
 
 from modelscan.cli import cli
-from modelscan.db.tables import BLOBS, FILES, TENSORS
+from modelscan.db.tables import BLOBS, FILES, REPOS, TENSORS
 from modelscan.registry.remote import IGNORES_RANGE
 from modelscan.scanner.fingerprint import fingerprint
 
@@ -109,6 +109,8 @@ def test_save_marks_the_blob_remote_and_local_save_replaces_it(
         assert len(digests) == 104
         assert set(digests) == {None}
         assert conn.execute(select(FILES.c.path)).scalars().all() == [ref]
+        repo = conn.execute(select(REPOS.c.host, REPOS.c.host_id)).one()
+        assert tuple(repo) == ("remote", "hf://o/minilm")
     local = CliRunner().invoke(
         cli, ["fingerprint", "--save", "--db", db, str(model_files["minilm"])]
     )
