@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 LOCAL_HOST = "local"  # the user's own files (``fingerprint --save``): no host
@@ -79,7 +80,8 @@ REPLICATE_RESERVED = frozenset(
 )
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _SEGMENT = re.compile(r"[\w.-]+")
-_URL = re.compile(r"https?://[^\s<>()\[\]\"'`]+")
+_URL = re.compile(r"https?://[^\s<>()\[\]{}|\"'`]+")
+_URL_TAIL = ".,;:!?*"  # punctuation and Markdown emphasis closing a link in prose
 
 
 def ref_for(host: str, host_id: str) -> str:
@@ -170,17 +172,23 @@ def hf_ref(value: str) -> str:
     return f"hf:{value}" if _REPO_ID.fullmatch(value) else value
 
 
-def find_links(text: str) -> list[str]:
+def find_links(text: str, *, hosts: Collection[str] | None = None) -> list[str]:
     """Model repos a text links to, as references, in order of first mention.
+
+    Args:
+        text: prose, Markdown or HTML.
+        hosts: only links to these hosts (names of ``HOST_PREFIXES``); all if None.
 
     >>> find_links("weights: https://huggingface.co/TheBloke/Llama-2-7b-Chat-GPTQ.")
     ['hf:TheBloke/Llama-2-7b-Chat-GPTQ']
+    >>> find_links("https://replicate.com/a/b", hosts=("huggingface", "civitai"))
+    []
     """
     found: dict[str, None] = {}
     for url in _URL.findall(text):
-        ref = url_ref(url.rstrip(".,;:!?"))
-        if ref is not None:
-            found[ref] = None
+        repo = url_repo(url.rstrip(_URL_TAIL))
+        if repo is not None and (hosts is None or repo[0] in hosts):
+            found[ref_for(*repo)] = None
     return list(found)
 
 

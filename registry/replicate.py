@@ -22,12 +22,12 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelscan.errors import AuthRequired, UnexpectedResponse
 from modelscan.records import LineageRef, Listing
+from modelscan.refs import find_links  # the one reference parser (modelscan/refs.py)
 from modelscan.registry.base import (
     ItemError,
     Page,
@@ -49,40 +49,9 @@ BASE_URL_ENV = "MODELSCAN_REPLICATE_URL"
 TOKEN_ENV = "REPLICATE_API_TOKEN"
 MAX_VERSION_PAGES = 20  # a model with more versions keeps the newest 20 pages
 LINK_FIELDS = ("description", "paper_url", "license_url", "github_url")
-# First path segments of huggingface.co that are not an owner of a model repo.
-HF_RESERVED = frozenset(
-    {
-        "models",
-        "datasets",
-        "spaces",
-        "docs",
-        "blog",
-        "papers",
-        "api",
-        "settings",
-        "join",
-        "login",
-        "pricing",
-        "tasks",
-        "learn",
-        "organizations",
-        "collections",
-        "chat",
-        "posts",
-        "new",
-        "enterprise",
-        "terms-of-service",
-        "privacy",
-        "search",
-        "notifications",
-    }
-)
-HF_REPO_PAGES = frozenset({"tree", "blob", "resolve", "discussions", "commits",
-                           "commit", "raw", "edit"})  # fmt: skip
-_HF_LINK = re.compile(
-    r"https?://(?:www\.)?(?:huggingface\.co|hf\.co)/([A-Za-z0-9][\w.-]*)/([\w.-]+)"
-)
-_CIVITAI_LINK = re.compile(r"https?://(?:www\.)?civitai\.com/models/(\d+)")
+# Hosts whose links name a parent: a Replicate page links to itself (its API,
+# its examples) and to other Cog packagings, which are no declared lineage.
+LINK_HOSTS = ("huggingface", "civitai")
 
 
 def base_url_from_env(endpoint: str | None = None) -> str:
@@ -94,24 +63,6 @@ def base_url_from_env(endpoint: str | None = None) -> str:
 # --- pure parsing ---------------------------------------------------------------------
 
 
-def find_links(text: str) -> list[str]:
-    """Hugging Face repos and Civitai models a text links to, as parent references.
-
-    >>> find_links("weights: https://huggingface.co/TheBloke/Llama-2-7b-Chat-GPTQ.")
-    ['hf:TheBloke/Llama-2-7b-Chat-GPTQ']
-    """
-    found: dict[str, None] = {}
-    for owner, name in _HF_LINK.findall(text):
-        name = name.rstrip(".")
-        if owner.lower() in HF_RESERVED or not name:
-            continue
-        # A legacy id without owner (huggingface.co/gpt2/tree/main): one segment.
-        found[f"hf:{owner}" if name in HF_REPO_PAGES else f"hf:{owner}/{name}"] = None
-    for model_id in _CIVITAI_LINK.findall(text):
-        found[f"civitai:{model_id}"] = None
-    return list(found)
-
-
 def parse_lineage(
     item: Mapping[str, Any], readme: str | None = None
 ) -> tuple[LineageRef, ...]:
@@ -119,7 +70,7 @@ def parse_lineage(
     texts = [str(item[k]) for k in LINK_FIELDS if isinstance(item.get(k), str)]
     if readme:
         texts.append(readme)
-    parents = find_links("\n".join(texts))
+    parents = find_links("\n".join(texts), hosts=LINK_HOSTS)
     return tuple(LineageRef(p, "unknown", "declared-description") for p in parents)
 
 

@@ -95,3 +95,35 @@ def test_links_in_text_and_spellings_of_a_repo() -> None:
         "civitai:7",
         "https://civitai.com/models/7",
     ]
+
+
+def test_links_can_be_kept_to_some_hosts() -> None:
+    """hosts= keeps the links to those hosts only, in order of first mention."""
+    text = (
+        "https://replicate.com/owner/model/api uses https://civitai.com/models/9 "
+        "and https://hf.co/org/name"
+    )
+    assert find_links(text) == ["replicate:owner/model", "civitai:9", "hf:org/name"]
+    assert find_links(text, hosts=("huggingface", "civitai")) == [
+        "civitai:9",
+        "hf:org/name",
+    ]
+    assert find_links(text, hosts=()) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "refs"),
+    [
+        ("**https://huggingface.co/org/name**", ["hf:org/name"]),
+        ("| https://huggingface.co/org/name|x |", ["hf:org/name"]),
+        ("[w](https://huggingface.co/org/name), then", ["hf:org/name"]),
+        ('<a href="https://huggingface.co/org/name">', ["hf:org/name"]),
+        ("{https://huggingface.co/org/name}", ["hf:org/name"]),
+        ("https://huggingface.co/gpt2 and https://hf.co/gpt2/tree/main", ["hf:gpt2"]),
+        ("https://huggingface.co/models?license=license:apache-2.0", []),
+        ("https://huggingface.co/spaces/CompVis/sd-license", []),
+    ],
+)
+def test_links_in_markdown_and_html(text: str, refs: list[str]) -> None:
+    """Emphasis, table cells, Markdown and HTML links end where the URL ends."""
+    assert find_links(text) == refs

@@ -11,11 +11,11 @@ from replay import DATA, ReplayServer
 
 from modelscan.errors import AuthRequired
 from modelscan.records import LineageRef
+from modelscan.refs import find_links
 from modelscan.registry.base import crawl
 from modelscan.registry.http import HttpClient
 from modelscan.registry.replicate import (
     ReplicateHost,
-    find_links,
     parse_lineage,
     parse_model,
     parse_versions,
@@ -79,9 +79,25 @@ def test_links_to_hugging_face_become_unresolved_parents() -> None:
     assert find_links("https://huggingface.co/models?license=license:apache-2.0") == []
     assert find_links("see https://huggingface.co/spaces/CompVis/sd-license") == []
     text = "from https://civitai.com/models/4384/x and https://hf.co/gpt2/tree/main"
-    assert find_links(text) == ["hf:gpt2", "civitai:4384"]
+    assert find_links(text) == ["civitai:4384", "hf:gpt2"]  # in order of mention
     assert parse_lineage({}, "weights: https://huggingface.co/a/b.") == (
         LineageRef("hf:a/b", "unknown", "declared-description"),
+    )
+
+
+def test_links_to_replicate_itself_are_no_parents() -> None:
+    """A README linking its own or another Replicate page declares no parent."""
+    readme = (
+        "Run it: https://replicate.com/stability-ai/sdxl/api, a Cog packaging of "
+        "**https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0**"
+    )
+    assert parse_lineage({"description": "see https://replicate.com/a/b"}) == ()
+    assert parse_lineage({}, readme) == (
+        LineageRef(
+            "hf:stabilityai/stable-diffusion-xl-base-1.0",
+            "unknown",
+            "declared-description",
+        ),
     )
 
 
