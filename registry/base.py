@@ -17,20 +17,18 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
-from urllib.parse import urlencode
 
 from modelscan.errors import HostError, HostUnavailable, RateLimited, UnexpectedResponse
 from modelscan.records import Listing
-from modelscan.registry.http import HttpClient, JsonResponse
+from modelscan.registry.http import HttpClient
+from modelscan.registry.parsing import ItemError, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +46,6 @@ class Page:
     payload: Any  # decoded JSON of one response
     next_cursor: str | None  # opaque: a cursor value or a re-based next URL; None: last
     cursor: str | None = None  # the cursor this page was fetched with
-
-
-@dataclass(frozen=True, slots=True)
-class ItemError:
-    """One entry of a page that could not be parsed; recorded, and the crawl goes on."""
-
-    item: str
-    message: str
 
 
 class PageCounts(Protocol):
@@ -226,62 +216,6 @@ class CrawlStats:
         if self.unread:
             text += f"; {self.unread} gated repos with lineage files unread"
         return text + (f": {self.error}" if self.error else "")
-
-
-def filter_key(filters: Mapping[str, str]) -> str:
-    """The cursor key of a listing narrowed by ``filters`` ("default" when none).
-
-    Each set of filters resumes from its own cursor; a long key is replaced by a
-    digest so it fits the index's key column.
-
-    >>> filter_key({}), filter_key({"author": "openai"})
-    ('default', 'author=openai')
-    """
-    if not filters:
-        return "default"
-    key = urlencode(sorted(filters.items()))
-    return (
-        key if len(key) <= 96 else "filters-" + hashlib.sha1(key.encode()).hexdigest()
-    )
-
-
-def as_mapping(value: Any) -> Mapping[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (tolerant parsing)."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp from a host as an aware datetime; None if absent or bad.
-
-    A time without a zone is UTC: Civitai omits it on ``publishedAt``, and the
-    index refuses naive datetimes.
-    """
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def listed_items(host: str, answer: JsonResponse, key: str) -> list[Any]:
-    """The list under ``key`` of a list-page answer; UnexpectedResponse otherwise."""
-    data = answer.data
-    if not isinstance(data, Mapping) or not isinstance(data.get(key), list):
-        raise UnexpectedResponse(
-            host,
-            answer.url,
-            answer.status,
-            f"expected {{'{key}': [...]}}: {str(data)[:80]}",
-        )
-    items: list[Any] = data[key]
-    return items
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, UTC."""
-    return datetime.now(UTC)
 
 
 def crawl(
@@ -613,8 +547,3 @@ class CrawlSteps:
         s.files += counts.files
         if self.progress is not None:
             self.progress(s)
-
-
-def replace(listing: Listing, **changes: Any) -> Listing:
-    """Return ``listing`` with fields changed (dataclasses.replace, typed)."""
-    return dataclasses.replace(listing, **changes)

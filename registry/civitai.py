@@ -34,16 +34,17 @@ from typing import Any, ClassVar
 
 from modelscan.errors import UnexpectedResponse
 from modelscan.records import LineageRef, Listing, RemoteFile, crc32_from_civitai
-from modelscan.registry.base import (
+from modelscan.registry.base import Page
+from modelscan.registry.http import Budget, HttpClient, join_url, strip_api_path
+from modelscan.registry.parsing import (
     ItemError,
-    Page,
     as_mapping,
     filter_key,
     listed_items,
+    parse_items,
     parse_time,
     replace,
 )
-from modelscan.registry.http import Budget, HttpClient, join_url, strip_api_path
 
 DEFAULT_BASE_URL = "https://civitai.com"
 BASE_URL_ENV = "MODELSCAN_CIVITAI_URL"
@@ -220,6 +221,11 @@ def _version_listing(model: Listing, version: Mapping[str, Any]) -> Listing:
     )
 
 
+def _model_label(index: int, item: Any) -> str:
+    """Name a bad item of a page by its model id, else its place on the page."""
+    return f"model {item.get('id', index) if isinstance(item, Mapping) else index}"
+
+
 def parse_next_cursor(payload: Mapping[str, Any]) -> str | None:
     """The cursor of the next page, or None on the last one."""
     metadata = payload.get("metadata")
@@ -306,12 +312,11 @@ class CivitaiHost:
 
     def parse_page(self, page: Page) -> Iterator[Listing | ItemError]:
         """Listings of one page (pure); a malformed item becomes an ItemError."""
-        for index, item in enumerate(page.payload["items"]):
-            try:
-                yield from parse_model(item, base_url=self.base_url)
-            except UnexpectedResponse as exc:
-                label = item.get("id", index) if isinstance(item, Mapping) else index
-                yield ItemError(f"model {label}", str(exc))
+        return parse_items(
+            page.payload["items"],
+            lambda item: parse_model(item, base_url=self.base_url),
+            _model_label,
+        )
 
     def needs_details(
         self, listing: Listing, known: bool, revision: str | None

@@ -48,7 +48,7 @@ from modelscan.errors import (
 )
 from modelscan.records import LineageRef, Listing, RemoteFile
 from modelscan.refs import hf_ref  # the one reference parser (modelscan/refs.py)
-from modelscan.registry.base import ItemError, Page, filter_key, parse_time, replace
+from modelscan.registry.base import Page
 from modelscan.registry.http import (
     USER_AGENT,
     Budget,
@@ -58,6 +58,13 @@ from modelscan.registry.http import (
     wait_hint,
 )
 from modelscan.registry.hub_transport import bound
+from modelscan.registry.parsing import (
+    ItemError,
+    filter_key,
+    parse_items,
+    parse_time,
+    replace,
+)
 
 # What a huggingface_hub call raises when the Hub answers badly (mapped to HostError;
 # OSError covers its OfflineModeIsEnabled and other connection errors of its own).
@@ -363,13 +370,11 @@ class HuggingFaceHost:
 
     def parse_page(self, page: Page) -> Iterator[Listing | ItemError]:
         """Listings of one page (pure); a malformed entry becomes an ItemError."""
-        for index, item in enumerate(page.payload):
-            try:
-                yield parse_model(item, base_url=self.base_url)
-            except UnexpectedResponse as exc:
-                yield ItemError(
-                    f"page {page.cursor or '(first)'} entry {index}", str(exc)
-                )
+        return parse_items(
+            page.payload,
+            lambda item: parse_model(item, base_url=self.base_url),
+            f"page {page.cursor or '(first)'} entry",
+        )
 
     def needs_details(
         self, listing: Listing, known: bool, revision: str | None

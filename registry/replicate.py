@@ -28,20 +28,21 @@ from typing import Any, ClassVar
 from modelscan.errors import AuthRequired, UnexpectedResponse
 from modelscan.records import LineageRef, Listing
 from modelscan.refs import find_links  # the one reference parser (modelscan/refs.py)
-from modelscan.registry.base import (
-    ItemError,
-    Page,
-    as_mapping,
-    listed_items,
-    parse_time,
-    replace,
-)
+from modelscan.registry.base import Page
 from modelscan.registry.http import (
     Budget,
     HttpClient,
     join_url,
     relative_ref,
     strip_api_path,
+)
+from modelscan.registry.parsing import (
+    ItemError,
+    as_mapping,
+    listed_items,
+    parse_items,
+    parse_time,
+    replace,
 )
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
@@ -197,13 +198,11 @@ class ReplicateHost:
 
     def parse_page(self, page: Page) -> Iterator[Listing | ItemError]:
         """Listings of one page (pure); a malformed result becomes an ItemError."""
-        for index, item in enumerate(page.payload["results"]):
-            try:
-                yield parse_model(item, base_url=self.base_url)
-            except UnexpectedResponse as exc:
-                yield ItemError(
-                    f"page {page.cursor or '(first)'} result {index}", str(exc)
-                )
+        return parse_items(
+            page.payload["results"],
+            lambda item: parse_model(item, base_url=self.base_url),
+            f"page {page.cursor or '(first)'} result",
+        )
 
     def needs_details(
         self, listing: Listing, known: bool, revision: str | None

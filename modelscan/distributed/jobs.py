@@ -50,8 +50,8 @@ from modelscan.registry.base import (
     CrawlStats,
     CrawlSteps,
     Host,
-    utcnow,
 )
+from modelscan.registry.parsing import utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from modelscan.errors import (
     UnexpectedResponse,
 )
 from modelscan.records import Listing, RemoteFile
-from modelscan.registry.base import ItemError, Page
+from modelscan.registry.base import Page
 from modelscan.registry.http import HttpClient
+from modelscan.registry.parsing import ItemError
 
 NOT_LIVE = frozenset({"gone", "taken_down", "archived", "private", "renamed"})
 
@@ -208,10 +209,10 @@ class FakeHost:
         if listing.host_id in self.limited_details:
             raise RateLimited("fake", f"fake://{listing.host_id}", 3600.0)
         if listing.host_id in self.gone_details:
-            from modelscan.registry.base import replace
+            from modelscan.registry.parsing import replace
 
             return replace(listing, status="gone")
-        from modelscan.registry.base import replace
+        from modelscan.registry.parsing import replace
 
         file = RemoteFile(path="w.bin", size=1, sha256=None, url="fake://w")
         return replace(listing, files=(file,))

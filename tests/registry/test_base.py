@@ -245,17 +245,6 @@ def test_progress_sees_running_counts_and_summary_is_one_line(
     assert CrawlStats("x").as_dict()["status"] == "running"
 
 
-def test_filter_key_is_short_and_stable() -> None:
-    """Each filter set gets its own cursor key, short enough for the index column."""
-    from modelscan.registry.base import filter_key
-
-    assert filter_key({}) == "default"
-    assert filter_key({"b": "2", "a": "1"}) == "a=1&b=2"
-    long = filter_key({"search": "x" * 500})
-    assert len(long) < 64
-    assert long == filter_key({"search": "x" * 500})
-
-
 def test_a_next_cursor_pointing_at_the_same_page_stops_the_run(
     fake_host: FakeHost, store: FakeStore
 ) -> None:
@@ -274,17 +263,3 @@ def test_a_next_cursor_pointing_at_the_same_page_stops_the_run(
         crawl(fake_host, store)
     assert fake_host.fetched == [0, 1]
     assert store.errors[-1][2] == "page 1"
-
-
-def test_parse_time_gives_aware_utc_or_none() -> None:
-    """Host timestamps become aware datetimes; a zone-less one is UTC; junk is None."""
-    from datetime import UTC, datetime, timedelta, timezone
-
-    from modelscan.registry.base import parse_time
-
-    assert parse_time("2024-05-01T10:00:00Z") == datetime(2024, 5, 1, 10, tzinfo=UTC)
-    assert parse_time("2024-05-01T10:00:00") == datetime(2024, 5, 1, 10, tzinfo=UTC)
-    later = parse_time("2024-05-01T12:00:00+02:00")
-    assert later == datetime(2024, 5, 1, 12, tzinfo=timezone(timedelta(hours=2)))
-    assert parse_time("yesterday") is None
-    assert parse_time(None) is None

@@ -11,7 +11,7 @@ from replay import DATA, ReplayServer
 
 from modelscan.errors import HostUnavailable
 from modelscan.records import LineageRef, crc32_from_civitai
-from modelscan.registry.base import ItemError, Page, crawl
+from modelscan.registry.base import Page, crawl
 from modelscan.registry.civitai import (
     CivitaiHost,
     parse_hashes,
@@ -19,6 +19,7 @@ from modelscan.registry.civitai import (
     parse_next_cursor,
 )
 from modelscan.registry.http import HttpClient
+from modelscan.registry.parsing import ItemError
 
 PAGES = DATA / "civitai" / "api" / "v1"
 LIST = r"/civitai/api/v1/models\?"

@@ -135,7 +135,8 @@ def test_malformed_entry_is_an_item_error(
     server: ReplayServer, sleeps: list[float]
 ) -> None:
     """An entry without id does not stop its page: it becomes one ItemError."""
-    from modelscan.registry.base import ItemError, Page
+    from modelscan.registry.base import Page
+    from modelscan.registry.parsing import ItemError
 
     out = list(
         host(server, sleeps).parse_page(Page([{"sha": "x"}, {"id": "a/b"}], None))
