@@ -56,25 +56,22 @@ def make_host(
         ValueError: a filter the host does not support.
         AuthRequired: the host needs a token that is not set (Replicate).
     """
-    if name == "huggingface" or name == "civitai":
-        filtered = HuggingFaceHost if name == "huggingface" else CivitaiHost
-        return filtered.from_env(
-            endpoint=endpoint,
-            rate=rate,
-            author=author,
-            search=search,
-            tag=tag,
-            sleep=sleep,
-            token=token,
-            budget=budget,
-        )
-    if name == "replicate":
-        if author or search or tag:
-            raise ValueError("Replicate's API has no --author, --search or --filter")
-        return ReplicateHost.from_env(
-            endpoint=endpoint, rate=rate, sleep=sleep, token=token, budget=budget
-        )
-    raise KeyError(f"unknown host {name!r}; choose from {', '.join(HOSTS)}")
+    try:
+        host_class = HOSTS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown host {name!r}; choose from {', '.join(HOSTS)}"
+        ) from None
+    return host_class.from_env(
+        endpoint=endpoint,
+        rate=rate,
+        author=author,
+        search=search,
+        tag=tag,
+        sleep=sleep,
+        token=token,
+        budget=budget,
+    )
 
 
 __all__ = ["HOSTS", "make_host"]

@@ -160,15 +160,24 @@ class ReplicateHost:
         *,
         endpoint: str | None = None,
         rate: float | None = None,
+        author: str | None = None,
+        search: str | None = None,
+        tag: str | None = None,
         sleep: Callable[[float], None] | None = None,
         token: str | None = None,
         budget: Budget | None = None,
     ) -> ReplicateHost:
         """Build the host from ``REPLICATE_API_TOKEN`` and ``MODELSCAN_REPLICATE_URL``.
 
+        ``author``, ``search`` and ``tag`` are taken so every host is built the
+        same way (:func:`modelscan.registry.make_host`); Replicate lists all.
+
         Raises:
+            ValueError: a filter is given (the API has none).
             AuthRequired: the token is not set.
         """
+        if author or search or tag:
+            raise ValueError("Replicate's API has no --author, --search or --filter")
         base_url = base_url_from_env(endpoint)
         token = token or os.environ.get(TOKEN_ENV)
         if not token:
