@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from modelscan.db import crawl
-from modelscan.db.fileops import clean_text
+from modelscan.db import runs
+from modelscan.db.file_diff import clean_text
 from modelscan.db.tables import BLOBS, CLAIMS, EVENTS, FILES, REPOS, TENSORS
 from modelscan.db.upsert import dialect_insert, upsert
 from modelscan.records import Fingerprint
@@ -159,7 +159,7 @@ def save_fingerprint(
     if host == "local":
         location = os.path.abspath(location)
     location = clean_text(location)
-    crawl.ensure_host(conn, host, seen_at)
+    runs.ensure_host(conn, host, seen_at)
     host_id, fields = _local_repo(host, location, repo)
     upsert(
         conn,

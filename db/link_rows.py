@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, or_, select, update
 
-from modelscan.db import crawl
-from modelscan.db.fileops import chunks
+from modelscan.db import runs
+from modelscan.db.file_diff import chunks
 from modelscan.db.lineage_rows import as_datetime, edge_row
 from modelscan.db.tables import BLOBS, FILES, LINEAGE, REPOS, STATE
 from modelscan.db.upsert import upsert
@@ -60,8 +60,8 @@ def load_link_state(conn: Connection) -> LinkWatermark | None:
 
 def save_link_state(conn: Connection, state: dict[str, Any], at: datetime) -> None:
     """Save a ``link`` run's counts and watermark (JSON) for the next run."""
-    crawl.ensure_host(conn, STATE_HOST, at)
-    crawl.save_cursor(conn, STATE_HOST, STATE_KEY, json.dumps(state), None, at=at)
+    runs.ensure_host(conn, STATE_HOST, at)
+    runs.save_cursor(conn, STATE_HOST, STATE_KEY, json.dumps(state), None, at=at)
 
 
 def newest_sighting(conn: Connection) -> datetime | None:

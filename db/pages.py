@@ -26,8 +26,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from modelscan.db import crawl
-from modelscan.db.fileops import (
+from modelscan.db import runs
+from modelscan.db.file_diff import (
     Diff,
     chunks,
     close_repo_files,
@@ -114,8 +114,8 @@ def save_page(
     ``cursor_key=None`` leaves the cursor as it is (listings completed apart from
     their page).
     """
-    crawl.heartbeat(conn, run_id, host)
-    crawl.ensure_host(conn, host, seen_at)
+    runs.heartbeat(conn, run_id, host)
+    runs.ensure_host(conn, host, seen_at)
     strays = sorted({x.host for x in listings} - {host})
     if strays:
         raise StoreError(f"a page of {host} holds listings of {', '.join(strays)}")
@@ -156,7 +156,7 @@ def save_page(
         new_repo_ids=new_ids,
     )
     if cursor_key is not None:
-        crawl.save_cursor(conn, host, cursor_key, next_cursor, run_id)
+        runs.save_cursor(conn, host, cursor_key, next_cursor, run_id)
     changed_ids = diff.changed_repos
     new = sum(1 for r in repos if r.listing.host_id not in before)
     changed = sum(

@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from modelscan.db import crawl, fingerprints, lookup, pages
-from modelscan.db.crawl import RunInfo
+from modelscan.db import fingerprints, lookup, pages, runs
 from modelscan.db.engine import WRITE_OPTION, hide_password
 from modelscan.db.lineage_store import LineageRows
 from modelscan.db.lookup import HashQuery, Match
 from modelscan.db.pages import PageCounts
+from modelscan.db.runs import RunInfo
 from modelscan.db.tables import TABLES
 from modelscan.errors import ReadOnlyViolation, StoreError
 from modelscan.records import Fingerprint, Listing
@@ -213,20 +213,20 @@ class Store(LineageRows):
             StoreError: another crawl of ``host`` is running.
         """
         return self._write(
-            lambda c: crawl.start_run(c, host, params=params, distributed=distributed)
+            lambda c: runs.start_run(c, host, params=params, distributed=distributed)
         )
 
     def finish_run(self, run_id: int, *, status: str, stats: dict[str, int]) -> None:
         """Close a run with its status and counts, releasing the host lock."""
-        self._write(lambda c: crawl.finish_run(c, run_id, status=status, stats=stats))
+        self._write(lambda c: runs.finish_run(c, run_id, status=status, stats=stats))
 
     def release_lock(self, host: str) -> int | None:
         """Remove the crawl lock of ``host``; return the run that held it."""
-        return self._write(lambda c: crawl.release_lock(c, host))
+        return self._write(lambda c: runs.release_lock(c, host))
 
     def load_cursor(self, host: str, key: str = "default") -> str | None:
         """Return the cursor saved with the last committed page of ``host``."""
-        return self._read(lambda c: crawl.load_cursor(c, host, key))
+        return self._read(lambda c: runs.load_cursor(c, host, key))
 
     def save_page(
         self,
@@ -289,11 +289,11 @@ class Store(LineageRows):
 
     def record_error(self, run_id: int, host: str, item: str, message: str) -> None:
         """Record one item a crawl could not process."""
-        self._write(lambda c: crawl.record_error(c, run_id, host, item, message))
+        self._write(lambda c: runs.record_error(c, run_id, host, item, message))
 
     def runs(self, host: str | None = None, limit: int = 20) -> list[RunInfo]:
         """Return the latest crawl runs, newest first."""
-        return self._read(lambda c: crawl.runs(c, host, limit))
+        return self._read(lambda c: runs.recent(c, host, limit))
 
     # --- introspection ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import click
 from modelscan.cli.options import db_option, json_option, open_index
 
 if TYPE_CHECKING:
-    from modelscan.db.crawl import RunInfo
+    from modelscan.db.runs import RunInfo
     from modelscan.lineage.rows import LinkWatermark
 
 

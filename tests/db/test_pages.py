@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Table, func, select, update
 
-from modelscan.db import crawl
+from modelscan.db import runs
 from modelscan.db.pages import PageCounts
 from modelscan.db.store import Store
 from modelscan.db.tables import EVENTS, FILES, LINEAGE, LOCKS, REPOS, TABLES
@@ -113,7 +113,7 @@ def test_crash_inside_the_page_transaction_keeps_nothing(
     def crash(*args: object) -> None:
         raise RuntimeError("killed between upsert and cursor save")
 
-    monkeypatch.setattr(crawl, "save_cursor", crash)
+    monkeypatch.setattr(runs, "save_cursor", crash)
     page2 = [listing("2", (rf("b", 2),)), listing("1", (rf("c", 3),), revision="v2")]
     with pytest.raises(RuntimeError):
         store.save_page(
@@ -270,7 +270,7 @@ def test_second_crawl_of_a_host_is_refused(store: Store, run: int) -> None:
 
 def test_stale_lock_is_taken_over(store: Store, run: int) -> None:
     """A lock whose heartbeat is over an hour old is taken; the old run can't write."""
-    old = datetime.now(UTC) - crawl.LOCK_STALE_AFTER - timedelta(minutes=1)
+    old = datetime.now(UTC) - runs.LOCK_STALE_AFTER - timedelta(minutes=1)
     store.execute(
         lambda c: c.execute(update(LOCKS).values(heartbeat_at=old)), write=True
     )

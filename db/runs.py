@@ -225,7 +225,7 @@ def record_error(
     )
 
 
-def runs(conn: Connection, host: str | None, limit: int) -> list[RunInfo]:
+def recent(conn: Connection, host: str | None, limit: int) -> list[RunInfo]:
     """Return the latest runs, newest first."""
     from sqlalchemy import func
 
