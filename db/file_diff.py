@@ -12,18 +12,18 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from modelscan.db.portable import chunks, clean_text
 from modelscan.db.tables import BLOBS, EVENTS, FILES
 from modelscan.db.upsert import upsert
 from modelscan.records import RemoteFile
 
-CHUNK = 500  # ids per IN (...) list: well under SQLite's variable limit
 PUBLISHED_HASHES: dict[str, int | tuple[int, ...]] = {
     "autov1": 8,
     "autov3": (12, 64),
@@ -31,18 +31,6 @@ PUBLISHED_HASHES: dict[str, int | tuple[int, ...]] = {
     "crc32": 8,
 }
 _HEX = re.compile(r"[0-9a-f]+")
-T = TypeVar("T")
-
-
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    """Yield ``items`` in slices of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def clean_text(value: str) -> str:
-    """Replace NUL characters, which PostgreSQL text cannot hold."""
-    return value.replace("\x00", "\ufffd")
 
 
 def hex_or_none(value: object, lengths: int | tuple[int, ...]) -> str | None:

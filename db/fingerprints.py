@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from modelscan.db import runs
-from modelscan.db.file_diff import clean_text
+from modelscan.db.portable import clean_text
 from modelscan.db.tables import BLOBS, CLAIMS, EVENTS, FILES, REPOS, TENSORS
 from modelscan.db.upsert import dialect_insert, upsert
 from modelscan.records import Fingerprint

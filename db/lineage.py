@@ -19,8 +19,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from modelscan.db.file_diff import chunks, clean_text
 from modelscan.db.lineage_rows import edge_row, find_repos
+from modelscan.db.portable import chunks, clean_text
 from modelscan.db.tables import LINEAGE, REPOS
 from modelscan.lineage.rows import EdgeKey, EdgeRow
 from modelscan.records import Listing

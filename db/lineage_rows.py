@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, func, or_, select, tuple_
 
 from modelscan.db import lookup
-from modelscan.db.file_diff import chunks
+from modelscan.db.portable import chunks
 from modelscan.db.tables import BLOBS, CLAIMS, FILES, LINEAGE, REPOS, TENSORS
 from modelscan.lineage.rows import (
     BlobInfo,

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, or_, select, update
 
 from modelscan.db import runs
-from modelscan.db.file_diff import chunks
 from modelscan.db.lineage_rows import as_datetime, edge_row
+from modelscan.db.portable import chunks
 from modelscan.db.tables import BLOBS, FILES, LINEAGE, REPOS, STATE
 from modelscan.db.upsert import upsert
 from modelscan.lineage.rows import LINEAGE_KEY, EdgeRow, LinkWatermark, Resolved

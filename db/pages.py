@@ -29,7 +29,6 @@ from sqlalchemy import Connection, bindparam, select, update
 from modelscan.db import runs
 from modelscan.db.file_diff import (
     Diff,
-    chunks,
     close_repo_files,
     diff_closed_repo,
     diff_files,
@@ -39,6 +38,7 @@ from modelscan.db.file_diff import (
     write_diff,
 )
 from modelscan.db.lineage import save_declared_lineage
+from modelscan.db.portable import chunks
 from modelscan.db.tables import FILES, REPOS, VERSIONS
 from modelscan.db.upsert import upsert
 from modelscan.errors import StoreError

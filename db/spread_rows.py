@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, column, desc, func, or_, select, table
 
-from modelscan.db.file_diff import chunks
 from modelscan.db.lineage_rows import as_datetime
+from modelscan.db.portable import chunks
 from modelscan.db.tables import BLOBS, FILES, REPOS
 from modelscan.lineage.rows import CopyRow, FamilyRow
 from modelscan.refs import LOCAL_HOST
