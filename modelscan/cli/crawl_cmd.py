@@ -19,10 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from modelscan.cli.options import (
+    CRAWL_HINTS,
+    db_option,
+    hint_for,
+    json_flag,
+    open_index,
+)
+from modelscan.refs import HOST_PREFIXES
+
 if TYPE_CHECKING:
     from modelscan.registry.base import CrawlStats
 
-HOST_NAMES = ("huggingface", "civitai", "replicate")  # = modelscan.registry.HOSTS
+# The keys of modelscan.registry.HOSTS (a test checks), without importing the
+# registry: huggingface_hub and requests would slow ``modelscan --help``.
+HOST_NAMES = tuple(HOST_PREFIXES)
 
 
 @click.command()
@@ -70,13 +81,7 @@ HOST_NAMES = ("huggingface", "civitai", "replicate")  # = modelscan.registry.HOS
     show_default=True,
     help="Parallel requests for file trees and versions.",
 )
-@click.option(
-    "--db",
-    envvar="MODELSCAN_DATABASE_URL",
-    metavar="URL",
-    help="Index URL (SQLAlchemy); default: MODELSCAN_DATABASE_URL or the "
-    "SQLite file in the user data directory.",
-)
+@db_option
 @click.option(
     "--distributed",
     is_flag=True,
@@ -93,7 +98,7 @@ HOST_NAMES = ("huggingface", "civitai", "replicate")  # = modelscan.registry.HOS
     help="With --distributed: at most N requests in any SECONDS per token, shared "
     "by all workers (default: the host's documented budget, for the Hub 1000/300).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@json_flag("Print a JSON summary.")
 def crawl(
     host_name: str,
     limit: int | None,
@@ -128,8 +133,6 @@ def crawl(
         modelscan crawl --host all --json
         modelscan crawl --host huggingface --distributed --wait
     """  # noqa: D301 (a real \b: click keeps the example's lines as they are)
-    from modelscan.db.engine import open_store
-
     if endpoint and host_name == "all":
         raise click.UsageError(
             "--endpoint names one host's URL: use it with --host NAME"
@@ -144,7 +147,7 @@ def crawl(
         _report(enqueued, as_json=as_json)
         return
     results: list[dict[str, Any]] = []
-    with open_store(db) as store:
+    with open_index(db) as store:
         for name in names:
             options = {"endpoint": endpoint, "rate": rate, "author": author,
                        "search": search, "tag": tag}  # fmt: skip
@@ -251,24 +254,12 @@ def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool
                   workers=workers, progress=bar.update, stats=stats)  # fmt: skip
         except (HostError, StoreError) as exc:
             stats.status, stats.error = "failed", host.client.redact(str(exc))
-            hint = _hints().get(type(exc))
+            hint = hint_for(exc, CRAWL_HINTS)
     if not as_json:
         click.echo(stats.summary(), err=stats.status == "failed")
         if hint:
             click.echo(f"hint: {hint}", err=True)
     return stats.as_dict()
-
-
-def _hints() -> dict[type[Exception], str]:
-    from modelscan.errors import AuthRequired, HostUnavailable, RateLimited
-
-    return {
-        RateLimited: "lower --rate, or set the host's token",
-        AuthRequired: "the token in the host's variable is wrong or lacks access; "
-        "unset it to crawl anonymously",
-        HostUnavailable: "the host is down or unreachable: run again later, "
-        "the crawl resumes where it stopped",
-    }
 
 
 class _Progress:

@@ -32,10 +32,26 @@ DB_HELP = (
     "Index URL (SQLAlchemy); default: MODELSCAN_DATABASE_URL or the "
     "SQLite file in the user data directory."
 )
+Hints = tuple[tuple[type[errors.ModelscanError], str], ...]
 # Most specific first: the first class an exception is an instance of wins.
-HINTS: tuple[tuple[type[errors.ModelscanError], str], ...] = (
+HINTS: Hints = (
     (errors.RateLimited, "lower --rate, or set the host's token"),
     (errors.HostUnavailable, "check the network, or the host's URL (--endpoint)"),
+)
+# A host failing in the middle of a crawl run (``modelscan crawl``): its list
+# pages answer anonymously, so a refusal means the token; the run resumes.
+CRAWL_HINTS: Hints = (
+    (
+        errors.AuthRequired,
+        "the token in the host's variable is wrong or lacks access; "
+        "unset it to crawl anonymously",
+    ),
+    (
+        errors.HostUnavailable,
+        "the host is down or unreachable: run again later, "
+        "the crawl resumes where it stopped",
+    ),
+    *HINTS,
 )
 
 
@@ -78,9 +94,14 @@ def open_index(db: str | None, *, read_only: bool = False) -> Iterator[Store]:
         store.close()
 
 
-def hint_for(exc: BaseException) -> str | None:
-    """Return what the user can do about ``exc``, by its type; None if nothing."""
-    for kind, hint in HINTS:
+def hint_for(exc: BaseException, hints: Hints = HINTS) -> str | None:
+    """Return what the user can do about ``exc``, by its type; None if nothing.
+
+    Args:
+        exc: the failure.
+        hints: the table to choose from (:data:`CRAWL_HINTS` during a crawl run).
+    """
+    for kind, hint in hints:
         if isinstance(exc, kind):
             return hint
     return None

@@ -15,6 +15,7 @@ import os
 import click
 
 from modelscan.cli import CommandError
+from modelscan.cli.options import db_option
 
 
 def need_celery() -> None:
@@ -50,12 +51,7 @@ def need_celery() -> None:
     help="This worker's node name (default celery@HOSTNAME; give several workers "
     "on one machine names of their own, e.g. w1@%h).",
 )
-@click.option(
-    "--db",
-    envvar="MODELSCAN_DATABASE_URL",
-    metavar="URL",
-    help="Index URL (SQLAlchemy), the same for every worker and for the crawl.",
-)
+@db_option
 def worker_command(
     concurrency: int, queues: str, name: str | None, db: str | None
 ) -> None:
@@ -66,7 +62,8 @@ def worker_command(
     (default: the broker's Redis). Tokens come from this worker's environment:
     HF_TOKENS (a comma list or a file of tokens) or HF_TOKEN, and the same for
     CIVITAI_API_TOKEN(S) and REPLICATE_API_TOKEN(S); every worker on one token
-    shares one request budget. Stop it with Ctrl-C (running tasks finish).
+    shares one request budget. The index (--db) is the same for every worker
+    and for the crawl. Stop it with Ctrl-C (running tasks finish).
 
     \b
     Example:

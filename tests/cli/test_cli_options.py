@@ -9,7 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from modelscan import errors
-from modelscan.cli.options import db_option, hint_for, json_option, open_index
+from modelscan.cli.options import (
+    CRAWL_HINTS,
+    db_option,
+    hint_for,
+    json_option,
+    open_index,
+)
 
 
 def test_hints_are_chosen_by_exception_type() -> None:
@@ -19,6 +25,18 @@ def test_hints_are_chosen_by_exception_type() -> None:
     down = errors.HostUnavailable("huggingface", "https://x", "no answer")
     assert hint_for(down) is not None
     assert hint_for(errors.StoreError("rate limited, says the text")) is None
+
+
+def test_a_crawl_run_has_hints_of_its_own() -> None:
+    """During a crawl a refusal means the token and a host down means later."""
+    refused = errors.AuthRequired("civitai", "https://x", "HTTP 401", status=401)
+    assert hint_for(refused) is None  # elsewhere the message says what to set
+    assert "unset it to crawl anonymously" in str(hint_for(refused, CRAWL_HINTS))
+    down = errors.HostUnavailable("huggingface", "https://x", "no answer")
+    assert "the crawl resumes where it stopped" in str(hint_for(down, CRAWL_HINTS))
+    limited = errors.RateLimited("civitai", "https://x", retry_after=None)
+    assert hint_for(limited, CRAWL_HINTS) == hint_for(limited)
+    assert hint_for(errors.StoreError("lock held"), CRAWL_HINTS) is None
 
 
 def test_db_and_json_options_and_env_var(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

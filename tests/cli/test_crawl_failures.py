@@ -167,6 +167,10 @@ def test_a_bad_token_is_one_line_naming_its_variable(
     assert_clean_exit(result, 1)
     assert "HTTP 401" in result.stderr
     assert variable in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "hint: the token in the host's variable is wrong or lacks access; "
+        "unset it to crawl anonymously"
+    )
     assert token not in result.output
     assert repos(db, host) == {}
     ((status,),) = query(db, "SELECT status FROM crawl_runs")
@@ -274,6 +278,12 @@ def test_a_list_endpoint_that_never_answers_stops_only_that_host(
     status = {h["host"]: h["status"] for h in json.loads(result.stdout)["hosts"]}
     assert status == {"huggingface": "ok", "civitai": "failed", "replicate": "ok"}
     assert index_state(db) == {r for r in clean_index if r[0] != "civitai"}
+    alone = crawl(db, "--host", "civitai")
+    assert_clean_exit(alone, 1)
+    assert alone.stderr.strip().splitlines()[-1] == (
+        "hint: the host is down or unreachable: run again later, "
+        "the crawl resumes where it stopped"
+    )
 
 
 @pytest.mark.parametrize(
