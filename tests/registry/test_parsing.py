@@ -10,15 +10,9 @@ import pytest
 
 from modelscan.errors import UnexpectedResponse
 from modelscan.records import Listing
+from modelscan.registry import parsing
 from modelscan.registry.http import JsonResponse
-from modelscan.registry.parsing import (
-    ItemError,
-    as_mapping,
-    filter_key,
-    listed_items,
-    parse_items,
-    parse_time,
-)
+from modelscan.registry.parsing import ItemError, parse_items
 
 
 def listing(host_id: str) -> Listing:
@@ -72,27 +66,28 @@ def test_listed_items_and_as_mapping_read_tolerantly() -> None:
     def answer(data: Any) -> JsonResponse:
         return JsonResponse("https://h/list", 200, data, {}, None)
 
-    assert listed_items("h", answer({"items": [1, 2]}), "items") == [1, 2]
+    assert parsing.listed_items("h", answer({"items": [1, 2]}), "items") == [1, 2]
     with pytest.raises(UnexpectedResponse, match=r"expected \{'items': \[\.\.\.\]\}"):
-        listed_items("h", answer({"items": {}}), "items")
-    assert as_mapping({"a": 1}) == {"a": 1}
-    assert as_mapping([1]) == {} and as_mapping(None) == {}  # noqa: PT018
+        parsing.listed_items("h", answer({"items": {}}), "items")
+    assert parsing.as_mapping({"a": 1}) == {"a": 1}
+    assert parsing.as_mapping([1]) == {} and parsing.as_mapping(None) == {}  # noqa: PT018
 
 
 def test_filter_key_is_short_and_stable() -> None:
     """Each filter set gets its own cursor key, short enough for the index column."""
-    assert filter_key({}) == "default"
-    assert filter_key({"b": "2", "a": "1"}) == "a=1&b=2"
-    long = filter_key({"search": "x" * 500})
+    assert parsing.filter_key({}) == "default"
+    assert parsing.filter_key({"b": "2", "a": "1"}) == "a=1&b=2"
+    long = parsing.filter_key({"search": "x" * 500})
     assert len(long) < 64
-    assert long == filter_key({"search": "x" * 500})
+    assert long == parsing.filter_key({"search": "x" * 500})
 
 
 def test_parse_time_gives_aware_utc_or_none() -> None:
     """Host timestamps become aware datetimes; a zone-less one is UTC; junk is None."""
-    assert parse_time("2024-05-01T10:00:00Z") == datetime(2024, 5, 1, 10, tzinfo=UTC)
-    assert parse_time("2024-05-01T10:00:00") == datetime(2024, 5, 1, 10, tzinfo=UTC)
-    later = parse_time("2024-05-01T12:00:00+02:00")
+    ten = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert parsing.parse_time("2024-05-01T10:00:00Z") == ten
+    assert parsing.parse_time("2024-05-01T10:00:00") == ten
+    later = parsing.parse_time("2024-05-01T12:00:00+02:00")
     assert later == datetime(2024, 5, 1, 12, tzinfo=timezone(timedelta(hours=2)))
-    assert parse_time("yesterday") is None
-    assert parse_time(None) is None
+    assert parsing.parse_time("yesterday") is None
+    assert parsing.parse_time(None) is None
