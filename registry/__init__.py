@@ -11,11 +11,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Unpack
 
-from modelscan.registry.base import Host
+from modelscan.registry.base import Host, HostOptions
 from modelscan.registry.civitai import CivitaiHost
-from modelscan.registry.http import Budget
 from modelscan.registry.huggingface import HuggingFaceHost
 from modelscan.registry.replicate import ReplicateHost
 
@@ -26,33 +25,17 @@ HOSTS: dict[str, type[HuggingFaceHost] | type[CivitaiHost] | type[ReplicateHost]
 }
 
 
-def make_host(
-    name: str,
-    *,
-    endpoint: str | None = None,
-    rate: float | None = None,
-    author: str | None = None,
-    search: str | None = None,
-    tag: str | None = None,
-    sleep: Callable[[float], None] | None = None,
-    token: str | None = None,
-    budget: Budget | None = None,
-) -> Host:
+def make_host(name: str, **options: Unpack[HostOptions]) -> Host:
     """Build the named host from the environment and the crawl options.
 
     Args:
         name: a key of :data:`HOSTS`.
-        endpoint: base URL overriding the host's env var and default.
-        rate: at most this many requests per second.
-        author: only this owner's listings (not for Replicate).
-        search: only listings matching this text (not for Replicate).
-        tag: only listings with this tag (not for Replicate).
-        sleep: the waiting function (tests pass a fake).
-        token: the token to use instead of the host's variable (one of HF_TOKENS).
-        budget: a request budget shared with other workers.
+        **options: endpoint, rate, author, search, tag, sleep, token, budget
+            (:class:`~modelscan.registry.base.HostOptions` says what each is).
 
     Raises:
         KeyError: unknown host name.
+        TypeError: an option no host takes.
         ValueError: a filter the host does not support.
         AuthRequired: the host needs a token that is not set (Replicate).
     """
@@ -62,16 +45,10 @@ def make_host(
         raise KeyError(
             f"unknown host {name!r}; choose from {', '.join(HOSTS)}"
         ) from None
-    return host_class.from_env(
-        endpoint=endpoint,
-        rate=rate,
-        author=author,
-        search=search,
-        tag=tag,
-        sleep=sleep,
-        token=token,
-        budget=budget,
-    )
+    unknown = sorted(set(options) - HostOptions.__optional_keys__)
+    if unknown:
+        raise TypeError(f"make_host() got unknown options: {', '.join(unknown)}")
+    return host_class.from_env(**options)
 
 
 __all__ = ["HOSTS", "make_host"]

@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypedDict, runtime_checkable
 
 from modelscan.errors import HostError, HostUnavailable, RateLimited, UnexpectedResponse
 from modelscan.records import Listing
-from modelscan.registry.http import HttpClient
+from modelscan.registry.http import Budget, HttpClient
 from modelscan.registry.parsing import ItemError, utcnow
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,36 @@ PASS_SUFFIX = ":pass-started"  # cursor key holding when the current full pass b
 # Items failing one after the other (each after its retries) before the host is
 # taken to be down and its crawl stops; what was committed stays committed.
 MAX_CONSECUTIVE_FAILURES = 25
+
+
+class HostOptions(TypedDict, total=False):
+    """The options every host's ``from_env`` takes (and ``make_host``), each optional.
+
+    A host without filters refuses ``author``, ``search`` and ``tag`` (ValueError).
+    """
+
+    endpoint: str | None  # base URL overriding the host's env var and default
+    rate: float | None  # at most this many requests per second
+    author: str | None  # only this owner's listings
+    search: str | None  # only listings matching this text
+    tag: str | None  # only listings with this tag (``--filter``)
+    sleep: Callable[[float], None] | None  # the waiting function (tests pass a fake)
+    token: str | None  # instead of the host's variable (one of HF_TOKENS)
+    budget: Budget | None  # a request budget shared with other workers
+
+
+def host_client(
+    host: str, options: HostOptions, *, token: str | None, token_env: str
+) -> HttpClient:
+    """The HttpClient of a host built from ``options`` (rate, sleep, budget)."""
+    return HttpClient(
+        host,
+        token=token,
+        token_env=token_env,
+        rate=options.get("rate"),
+        sleep=options.get("sleep"),
+        budget=options.get("budget"),
+    )
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Unpack
 
 from modelscan.errors import UnexpectedResponse
 from modelscan.records import LineageRef, Listing, RemoteFile, crc32_from_civitai
-from modelscan.registry.base import Page
-from modelscan.registry.http import Budget, HttpClient, join_url, strip_api_path
+from modelscan.registry.base import HostOptions, Page, host_client
+from modelscan.registry.http import HttpClient, join_url, strip_api_path
 from modelscan.registry.parsing import (
     ItemError,
     as_mapping,
@@ -269,29 +269,15 @@ class CivitaiHost:
         self.complete_listing = not self.filters
 
     @classmethod
-    def from_env(
-        cls,
-        *,
-        endpoint: str | None = None,
-        rate: float | None = None,
-        author: str | None = None,
-        search: str | None = None,
-        tag: str | None = None,
-        sleep: Callable[[float], None] | None = None,
-        token: str | None = None,
-        budget: Budget | None = None,
-    ) -> CivitaiHost:
+    def from_env(cls, **options: Unpack[HostOptions]) -> CivitaiHost:
         """Build the host from the environment (``MODELSCAN_CIVITAI_URL``, token)."""
-        client = HttpClient(
-            "civitai",
-            token=token or os.environ.get(TOKEN_ENV) or None,
-            token_env=TOKEN_ENV,
-            rate=rate,
-            sleep=sleep,
-            budget=budget,
-        )
+        token = options.get("token") or os.environ.get(TOKEN_ENV) or None
         return cls(
-            client, base_url_from_env(endpoint), author=author, search=search, tag=tag
+            host_client(cls.name, options, token=token, token_env=TOKEN_ENV),
+            base_url_from_env(options.get("endpoint")),
+            author=options.get("author"),
+            search=options.get("search"),
+            tag=options.get("tag"),
         )
 
     def fetch_page(self, cursor: str | None, *, limit: int | None = None) -> Page:

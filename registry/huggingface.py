@@ -24,8 +24,8 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Unpack
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx2
@@ -48,10 +48,9 @@ from modelscan.errors import (
 )
 from modelscan.records import LineageRef, Listing, RemoteFile
 from modelscan.refs import hf_ref  # the one reference parser (modelscan/refs.py)
-from modelscan.registry.base import Page
+from modelscan.registry.base import HostOptions, Page, host_client
 from modelscan.registry.http import (
     USER_AGENT,
-    Budget,
     HttpClient,
     join_url,
     relative_ref,
@@ -315,30 +314,15 @@ class HuggingFaceHost:
         )
 
     @classmethod
-    def from_env(
-        cls,
-        *,
-        endpoint: str | None = None,
-        rate: float | None = None,
-        author: str | None = None,
-        search: str | None = None,
-        tag: str | None = None,
-        sleep: Callable[[float], None] | None = None,
-        token: str | None = None,
-        budget: Budget | None = None,
-    ) -> HuggingFaceHost:
+    def from_env(cls, **options: Unpack[HostOptions]) -> HuggingFaceHost:
         """Build the host from the environment (``HF_ENDPOINT``, the Hub token)."""
-        token = token or get_token()
-        client = HttpClient(
-            "huggingface", token=token, token_env=TOKEN_ENV, rate=rate, sleep=sleep,
-            budget=budget,
-        )  # fmt: skip
+        token = options.get("token") or get_token()
         return cls(
-            client,
-            base_url_from_env(endpoint),
-            author=author,
-            search=search,
-            tag=tag,
+            host_client(cls.name, options, token=token, token_env=TOKEN_ENV),
+            base_url_from_env(options.get("endpoint")),
+            author=options.get("author"),
+            search=options.get("search"),
+            tag=options.get("tag"),
             token=token,
         )
 

@@ -22,15 +22,14 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Unpack
 
 from modelscan.errors import AuthRequired, UnexpectedResponse
 from modelscan.records import LineageRef, Listing
 from modelscan.refs import find_links  # the one reference parser (modelscan/refs.py)
-from modelscan.registry.base import Page
+from modelscan.registry.base import HostOptions, Page, host_client
 from modelscan.registry.http import (
-    Budget,
     HttpClient,
     join_url,
     relative_ref,
@@ -155,31 +154,17 @@ class ReplicateHost:
         self.complete_listing = True
 
     @classmethod
-    def from_env(
-        cls,
-        *,
-        endpoint: str | None = None,
-        rate: float | None = None,
-        author: str | None = None,
-        search: str | None = None,
-        tag: str | None = None,
-        sleep: Callable[[float], None] | None = None,
-        token: str | None = None,
-        budget: Budget | None = None,
-    ) -> ReplicateHost:
+    def from_env(cls, **options: Unpack[HostOptions]) -> ReplicateHost:
         """Build the host from ``REPLICATE_API_TOKEN`` and ``MODELSCAN_REPLICATE_URL``.
 
-        ``author``, ``search`` and ``tag`` are taken so every host is built the
-        same way (:func:`modelscan.registry.make_host`); Replicate lists all.
-
         Raises:
-            ValueError: a filter is given (the API has none).
+            ValueError: a filter is given (the API lists every model).
             AuthRequired: the token is not set.
         """
-        if author or search or tag:
+        if options.get("author") or options.get("search") or options.get("tag"):
             raise ValueError("Replicate's API has no --author, --search or --filter")
-        base_url = base_url_from_env(endpoint)
-        token = token or os.environ.get(TOKEN_ENV)
+        base_url = base_url_from_env(options.get("endpoint"))
+        token = options.get("token") or os.environ.get(TOKEN_ENV)
         if not token:
             raise AuthRequired(
                 cls.name,
@@ -187,11 +172,9 @@ class ReplicateHost:
                 f"Replicate's API needs a token: set {TOKEN_ENV} "
                 "(https://replicate.com/account/api-tokens)",
             )
-        client = HttpClient(
-            "replicate", token=token, token_env=TOKEN_ENV, rate=rate, sleep=sleep,
-            budget=budget,
-        )  # fmt: skip
-        return cls(client, base_url)
+        return cls(
+            host_client(cls.name, options, token=token, token_env=TOKEN_ENV), base_url
+        )
 
     def fetch_page(self, cursor: str | None, *, limit: int | None = None) -> Page:
         """GET one page of public models (the API's page size is fixed)."""

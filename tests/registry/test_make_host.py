@@ -61,3 +61,9 @@ def test_an_unknown_host_is_a_key_error_naming_the_choices() -> None:
     with pytest.raises(KeyError, match="unknown host 'gitlab'; choose from "
                        "huggingface, civitai, replicate"):  # fmt: skip
         make_host("gitlab")
+
+
+def test_an_option_no_host_takes_is_a_type_error() -> None:
+    """A misspelt option is refused, not silently dropped."""
+    with pytest.raises(TypeError, match="unknown options: limit"):
+        make_host("civitai", limit=5)  # type: ignore[call-arg]
