@@ -146,6 +146,8 @@ class RangeServer:
             time.sleep(0.005)
 
     def reset(self) -> None:
+        """Forget the log, once the answers still being written are done."""
+        self.settle()
         with self._lock:
             self.log.clear()
 
