@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -75,15 +76,31 @@ def pg_schema_url(schema: str) -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A fresh empty PostgreSQL schema, dropped after the test."""
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    """Create an empty PostgreSQL schema; drop it on exit."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_SERVER, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield schema
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh empty PostgreSQL schema, dropped after the test."""
+    with fresh_schema() as schema:
+        yield schema
+
+
+@pytest.fixture
+def pg_urls() -> Iterator[tuple[str, str]]:
+    """URLs of two fresh PostgreSQL indexes (schemas), dropped after the test."""
+    with fresh_schema() as one, fresh_schema() as two:
+        yield pg_schema_url(one), pg_schema_url(two)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import random
 import re
 import socket
@@ -94,6 +95,9 @@ class ReplayServer:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self.bad_tokens: set[str] = set()  # Authorization tokens answered with 401
+        self.rate_limited = 0  # answers refused by the enforced budget (429)
+        self._budget: tuple[int, float] | None = None
+        self._windows: dict[str, tuple[float, int]] = {}
         self.chaos_counts = {"5xx": 0, "truncated": 0, "reset": 0}
         self._chaos: tuple[random.Random, float, float, float] | None = None
         self._records: tuple[int, dict[str, dict[str, Any]]] | None = None
@@ -152,6 +156,31 @@ class ReplayServer:
             Fault(re.compile(pattern), status, headers or {}, times, truncate, reset)
         )
 
+    def enforce_budget(self, requests: int, seconds: float) -> None:
+        """Answer 429 (with ``Retry-After``) past ``requests`` per ``seconds`` a token.
+
+        Each Authorization value (anonymous included) counts in fixed windows of
+        ``seconds`` from its first request, as hosts count quotas.
+        """
+        with self._lock:
+            self._budget = (requests, seconds)
+            self._windows.clear()
+
+    def _over_budget(self, auth: str) -> float | None:
+        """Seconds until the window of ``auth`` ends if it is used up (lock held)."""
+        if self._budget is None:
+            return None
+        limit, seconds = self._budget
+        now = time.monotonic()
+        start, used = self._windows.get(auth, (now, 0))
+        if now - start >= seconds:
+            start, used = now, 0
+        if used >= limit:
+            self.rate_limited += 1
+            return start + seconds - now
+        self._windows[auth] = (start, used + 1)
+        return None
+
     def chaos(
         self,
         *,
@@ -182,6 +211,11 @@ class ReplayServer:
         with self._lock:
             self.requests.append(Request(host, path, query, headers))
             fault = self._take_fault(f"/{host}{path}?{query}") or self._draw_chaos()
+            wait = self._over_budget(headers.get("authorization", ""))
+        if wait is not None:
+            headers = {"Content-Type": "application/json",
+                       "Retry-After": str(max(1, math.ceil(wait)))}  # fmt: skip
+            return 429, headers, b'{"error":"rate limit exceeded"}'
         if self.delay:
             time.sleep(self.delay)
         if fault is not None and not (fault.truncate or fault.reset):

@@ -75,11 +75,20 @@ def make_app() -> Celery:
 
 app = make_app()
 _worker: jobs.Worker | None = None
+_senders: dict[str, Celery] = {}
 
 
 def enqueue(name: str, args: list[Any], queue: str) -> None:
-    """Send one task by name to ``queue``."""
-    app.send_task(name, args=args, queue=queue)
+    """Send one task by name to ``queue`` on the broker the environment names now.
+
+    A worker sends on its own app; a process that enqueues crawls (the CLI, a
+    test) may be pointed at another broker after this module was imported.
+    """
+    url = broker_url()
+    sender = app if url == app.conf.broker_url else _senders.get(url)
+    if sender is None:
+        sender = _senders[url] = make_app()
+    sender.send_task(name, args=args, queue=queue)
 
 
 def worker() -> jobs.Worker:

@@ -1,0 +1,53 @@
+"""A synthetic Hub world for the replay server: many repos, some adapters, some gated.
+
+The records have the shape of the recorded ``/api/models`` entries (the server
+derives their trees and LFS hashes from ``siblings``), so crawls of a few thousand
+repos can be replayed without recording that many.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+ADAPTER_EVERY = 40  # every 40th repo is a PEFT adapter; every other one of those gated
+
+
+def _hex(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def write_world(root: Path, count: int) -> dict[str, dict[str, Any]]:
+    """Write ``count`` Hub model records (and adapter configs) under ``root``."""
+    models = root / "huggingface" / "api" / "models"
+    records = {}
+    for i in range(count):
+        repo_id, sha = f"soak-org{i % 97}/model-{i:05d}", _hex(f"sha {i}", 40)
+        siblings = [".gitattributes", "README.md", "config.json", "model.safetensors"]
+        adapter = i % ADAPTER_EVERY == 0
+        if adapter:
+            siblings += ["adapter_config.json", "adapter_model.safetensors"]
+        if i % 7 == 0:
+            siblings.append(f"onnx/model-{i % 3}.onnx")
+        record = {
+            "_id": _hex(f"id {i}", 24), "id": repo_id, "modelId": repo_id,
+            "author": repo_id.split("/")[0], "sha": sha,
+            "lastModified": f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T"
+                            f"{i % 24:02d}:{i % 60:02d}:00.000Z",
+            "createdAt": "2024-06-01T00:00:00.000Z", "private": False,
+            "gated": "auto" if adapter and i % (2 * ADAPTER_EVERY) == 0 else False,
+            "disabled": False, "downloads": i, "likes": i % 5, "tags": ["soak"],
+            "siblings": [{"rfilename": name} for name in siblings],
+        }  # fmt: skip
+        path = models / f"{repo_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+        if adapter:
+            folder = root / "huggingface" / repo_id / "resolve" / sha
+            folder.mkdir(parents=True)
+            config = {"base_model_name_or_path": f"soak-org0/model-{i + 1:05d}"}
+            (folder / "adapter_config.json").write_text(json.dumps(config))
+        records[repo_id] = record
+    return records
