@@ -84,28 +84,76 @@ def status_table(runs: list[dict[str, Any]], link: dict[str, Any] | None) -> str
     show_default=True,
     help="Runs to show per host.",
 )
+@click.option(
+    "--broker",
+    "with_broker",
+    is_flag=True,
+    help="Also ask the broker (queue depth, live workers); automatic while a "
+    "distributed crawl runs.",
+)
 @json_option
 @db_option
-def status(host: str | None, per_host: int, as_json: bool, db: str | None) -> None:
+def status(
+    host: str | None, per_host: int, with_broker: bool, as_json: bool, db: str | None
+) -> None:
     r"""Show the last crawl runs per host, and the last link run.
 
     Each run: when it started and finished, its status (ok, failed, running,
     abandoned), how many listings were new, changed or gone, and how many
-    items failed.
+    items failed. While a distributed crawl runs (or with --broker), also the
+    broker's queue depth, the live workers and each running crawl's open tasks.
 
     \b
     Example:
         modelscan status
         modelscan status --host civitai --runs 5 --json
+        modelscan status --broker
     """
     with open_index(db, read_only=True) as store:
         hosts = [host] if host else store.host_names()
-        runs = [run_row(r) for h in hosts for r in store.runs(h, per_host)]
+        infos = [r for h in hosts for r in store.runs(h, per_host)]
         link = link_json(store.link_state())
+        url = store.url
+    runs = [run_row(r) for r in infos]
+    distributed = [
+        r.id for r in infos if r.status == "running" and r.params.get("distributed")
+    ]
+    broker = _broker(url, distributed) if with_broker or distributed else None
     if as_json:
-        click.echo(json.dumps({"runs": runs, "link": link}, indent=2))
-    else:
-        click.echo(status_table(runs, link))
+        out = {"runs": runs, "link": link}
+        if broker is not None:
+            out["broker"] = broker
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(status_table(runs, link))
+    if broker is not None:
+        click.echo(broker_lines(broker))
+
+
+def _broker(url: str, run_ids: list[int]) -> dict[str, Any]:
+    """The broker's view, or the reason it cannot be had (one line, no traceback)."""
+    from modelscan.cli.worker_cmd import need_celery
+    from modelscan.distributed import DistributedError, broker_status
+
+    need_celery()
+    try:
+        return broker_status(url, run_ids)
+    except DistributedError as exc:
+        return {"error": str(exc)}
+
+
+def broker_lines(broker: dict[str, Any]) -> str:
+    """The broker's view for a terminal."""
+    if "error" in broker:
+        return f"broker: {broker['error']}"
+    workers = ", ".join(broker["workers"]) or "none answering"
+    lines = [
+        f"broker: {broker['broker']}, queue {broker['queue']}: "
+        f"{broker['queued']} tasks waiting; workers: {workers}"
+    ]
+    for run_id, count in broker["open_tasks"].items():
+        lines.append(f"run {run_id}: {count} tasks enqueued or running")
+    return "\n".join(lines)
 
 
 COMMANDS: list[click.Command] = [status]

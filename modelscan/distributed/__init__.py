@@ -16,10 +16,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from modelscan.errors import ModelscanError
 from modelscan.registry.base import CrawlStats
+
+
+class DistributedError(ModelscanError):
+    """A distributed crawl cannot go on as asked (no worker, no broker)."""
+
 
 POLL = 0.5  # seconds between looks at a running crawl
 STUCK = 10.0  # seconds a run may show no open task and no close before it is closed
+STALL = 600.0  # seconds without any task finishing before waiting gives up
 
 
 def enqueue_crawl(host: str, db_url: str, **options: Any) -> int:
@@ -48,12 +55,17 @@ def wait_for(
     *,
     progress: Callable[[CrawlStats], None] | None = None,
     poll: float = POLL,
+    stall: float = STALL,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CrawlStats:
     """Wait until every task of ``run_id`` is done; return the run's counters.
 
     A run whose tasks are all done but that nobody closed (the worker that took
     the last task died between its two steps) is closed here.
+
+    Raises:
+        DistributedError: no task finished for ``stall`` seconds (no worker
+            takes the run's queue); the run stays open for workers to finish.
     """
     from modelscan.distributed import app, jobs
     from modelscan.distributed.state import RunState
@@ -62,9 +74,19 @@ def wait_for(
     state = RunState(worker.redis, worker.prefix, run_id)
     run = next(r for r in worker.store().runs(limit=1000) if r.id == run_id)
     idle_since: float | None = None
+    seen, changed_at = None, time.monotonic()
     while state.closed() is None:
+        now_seen = (state.counts(), state.open_tasks())
+        if now_seen != seen:
+            seen, changed_at = now_seen, time.monotonic()
+        elif time.monotonic() - changed_at > stall:
+            raise DistributedError(
+                f"no task of run {run_id} finished for {stall:.0f}s: is a "
+                "`modelscan worker` running on its queue, with the same --db? "
+                "(the run stays open; workers started later finish it)"
+            )
         if progress is not None:
-            progress(_stats(run.host, run_id, state.counts(), "running", None))
+            progress(_stats(run.host, run_id, now_seen[0], "running", None))
         if state.open_tasks() == 0:
             idle_since = idle_since or time.monotonic()
             kept = state.spec()
@@ -75,6 +97,62 @@ def wait_for(
         sleep(poll)
     return _stats(run.host, run_id, state.counts(), state.closed() or "failed",
                   state.failure())  # fmt: skip
+
+
+def broker_status(
+    db_url: str, run_ids: list[int], *, timeout: float = 1.0
+) -> dict[str, Any]:
+    """The broker's view: queue depth, workers taking the queue, open tasks.
+
+    Raises:
+        DistributedError: the broker or Redis does not answer.
+    """
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    from modelscan.distributed import app
+    from modelscan.distributed.state import RunState
+
+    queue = app.queue()
+    try:
+        worker = _worker(db_url, app.enqueue)
+        sender = app.sender()
+        with sender.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+            depth = _depth(conn, queue)
+        replies = sender.control.inspect(timeout=timeout).active_queues() or {}
+        open_tasks = {
+            run_id: RunState(worker.redis, worker.prefix, run_id).open_tasks()
+            for run_id in run_ids
+        }
+    except (RedisError, OperationalError, OSError) as exc:
+        raise DistributedError(
+            f"the broker or Redis does not answer ({type(exc).__name__}: {exc}); "
+            "check MODELSCAN_BROKER_URL and MODELSCAN_REDIS_URL"
+        ) from None
+    return {
+        "broker": app.safe_broker_url(),
+        "queue": queue,
+        "queued": depth,
+        "workers": sorted(
+            name
+            for name, queues in replies.items()
+            if any(q.get("name") == queue for q in queues or [])
+        ),
+        "open_tasks": open_tasks,
+    }
+
+
+def _depth(conn: Any, queue: str) -> int:
+    """Messages waiting in ``queue`` (0 when it was never declared)."""
+    try:
+        return int(
+            conn.default_channel.queue_declare(queue, passive=True).message_count
+        )
+    except Exception as exc:  # noqa: BLE001 (amqp's NotFound for a queue not made yet)
+        if type(exc).__name__ in ("NotFound", "ChannelError"):
+            return 0
+        raise
 
 
 def _stats(

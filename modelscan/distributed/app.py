@@ -78,17 +78,29 @@ _worker: jobs.Worker | None = None
 _senders: dict[str, Celery] = {}
 
 
-def enqueue(name: str, args: list[Any], queue: str) -> None:
-    """Send one task by name to ``queue`` on the broker the environment names now.
+def sender() -> Celery:
+    """The app for the broker the environment names now.
 
     A worker sends on its own app; a process that enqueues crawls (the CLI, a
     test) may be pointed at another broker after this module was imported.
     """
     url = broker_url()
-    sender = app if url == app.conf.broker_url else _senders.get(url)
-    if sender is None:
-        sender = _senders[url] = make_app()
-    sender.send_task(name, args=args, queue=queue)
+    found = app if url == app.conf.broker_url else _senders.get(url)
+    if found is None:
+        found = _senders[url] = make_app()
+    return found
+
+
+def safe_broker_url() -> str:
+    """The broker URL with its password hidden."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(broker_url()))
+
+
+def enqueue(name: str, args: list[Any], queue: str) -> None:
+    """Send one task by name to ``queue``."""
+    sender().send_task(name, args=args, queue=queue)
 
 
 def worker() -> jobs.Worker:

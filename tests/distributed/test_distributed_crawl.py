@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,7 @@ class Workers:
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs = env, logs
+        self.tag = uuid.uuid4().hex[:8]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
@@ -83,7 +85,7 @@ class Workers:
         log = self.logs / f"worker{index}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelscan", "worker", "--concurrency",
-             str(concurrency), "--name", f"w{index}-{os.getpid()}@%h"],
+             str(concurrency), "--name", f"w{index}-{self.tag}@%h"],
             env=self.env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -254,3 +256,50 @@ def test_two_workers_on_one_token_stay_inside_the_hosts_budget(
     assert runs["40/1"]["429"] == 0
     assert runs["40/1"]["listings"] == runs["400/1"]["listings"] == REPOS
     assert "hf_shared-token" not in workers.log_text()
+
+
+def test_status_shows_the_broker_while_a_distributed_crawl_runs(
+    server: ReplayServer,
+    base_env: dict[str, str],
+    index_urls: tuple[str, str],
+    workers: Workers,
+) -> None:
+    """Status lists the worker taking the queue and the crawl's open tasks."""
+    _, db = index_urls
+    base_env["MODELSCAN_DATABASE_URL"] = db
+    clear_redis(db)
+    server.delay = 0.01
+    workers.start()
+    started = crawl(base_env, db, "--distributed", "--json")
+    (run,) = json.loads(started.stdout)["hosts"]
+    shown = CliRunner().invoke(cli, ["status", "--db", db, "--json"], env=base_env)
+    assert shown.exit_code == 0, shown.output
+    broker = json.loads(shown.stdout)["broker"]
+    assert broker["workers"] == [f"w0-{workers.tag}@{socket.gethostname()}"]
+    assert broker["queue"] == base_env["MODELSCAN_QUEUE"]
+    assert broker["open_tasks"][str(run["run_id"])] >= 1
+    from modelscan.distributed import wait_for
+
+    os.environ["MODELSCAN_REDIS_URL"] = base_env["MODELSCAN_REDIS_URL"]
+    assert wait_for(db, run["run_id"]).status == "ok"
+
+
+def test_waiting_without_any_worker_ends_in_one_line(
+    base_env: dict[str, str], index_urls: tuple[str, str]
+) -> None:
+    """No worker on the queue: waiting gives up with what to start, run kept open."""
+    from modelscan.distributed import DistributedError, enqueue_crawl, wait_for
+
+    _, db = index_urls
+    clear_redis(db)
+    os.environ.update(MODELSCAN_QUEUE=base_env["MODELSCAN_QUEUE"],
+                      HF_ENDPOINT=base_env["HF_ENDPOINT"])  # fmt: skip
+    try:
+        run_id = enqueue_crawl("huggingface", db)
+        with pytest.raises(DistributedError, match="is a `modelscan worker` running"):
+            wait_for(db, run_id, stall=1.0, poll=0.1)
+    finally:
+        for name in ("MODELSCAN_QUEUE", "HF_ENDPOINT"):
+            os.environ.pop(name, None)
+    ((status,),) = rows(db, "SELECT status FROM crawl_runs")
+    assert status == "running"
