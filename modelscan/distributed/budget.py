@@ -23,6 +23,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+# A slot is taken before the request leaves and counted by the host when it
+# arrives; the gap varies by a few to tens of milliseconds between workers. The
+# window is kept this much longer than the host's, so arrivals bunched by that gap
+# never put N + 1 requests in one of the host's windows.
+WINDOW_MARGIN = 0.05  # seconds added to every window
+WINDOW_SLACK = 1.05  # and this share of it
+
 # KEYS[1] window set, KEYS[2] pause key; ARGV limit, window ms, member suffix.
 # Returns 0 when a slot was taken, else the milliseconds to wait.
 _TAKE = """
@@ -60,7 +67,10 @@ class Limit:
             ValueError: not two positive numbers.
         """
         count, _, seconds = text.partition("/")
-        limit = cls(int(count), float(seconds or "nan"))
+        try:
+            limit = cls(int(count), float(seconds or "nan"))
+        except ValueError:
+            limit = cls(0, 0.0)
         if limit.requests < 1 or not limit.seconds > 0:
             raise ValueError(f"a budget is N/SECONDS, both positive: {text!r}")
         return limit
@@ -120,7 +130,8 @@ class RedisBudget:
         self._count += 1
         keys = [f"{self._base}:{bucket}", f"{self._base}:{bucket}:pause"]
         member = f"{id(self)}-{self._count}"
-        args = [limit.requests, int(limit.seconds * 1000), member]
+        window = limit.seconds * WINDOW_SLACK + WINDOW_MARGIN
+        args = [limit.requests, int(window * 1000), member]
         wait_ms = self._take(keys=keys, args=args)
         return int(wait_ms) / 1000.0
 
