@@ -72,7 +72,13 @@ def wait_for(
 
     worker = _worker(db_url, app.enqueue)
     state = RunState(worker.redis, worker.prefix, run_id)
-    run = next(r for r in worker.store().runs(limit=1000) if r.id == run_id)
+    kept = state.spec()
+    if kept is None:
+        raise DistributedError(
+            f"run {run_id} is not a distributed crawl of this index that Redis "
+            "knows (its bookkeeping expires after a week)"
+        )
+    spec = jobs.CrawlSpec.from_json(kept)
     idle_since: float | None = None
     seen, changed_at = None, time.monotonic()
     while state.closed() is None:
@@ -86,16 +92,15 @@ def wait_for(
                 "(the run stays open; workers started later finish it)"
             )
         if progress is not None:
-            progress(_stats(run.host, run_id, now_seen[0], "running", None))
-        if state.open_tasks() == 0:
+            progress(_stats(spec.host, run_id, now_seen[0], "running", None))
+        if now_seen[1] == 0:
             idle_since = idle_since or time.monotonic()
-            kept = state.spec()
-            if kept is not None and time.monotonic() - idle_since > STUCK:
-                jobs.finish(jobs.CrawlSpec.from_json(kept), worker, run_id)
+            if time.monotonic() - idle_since > STUCK:
+                jobs.finish(spec, worker, run_id)
         else:
             idle_since = None
         sleep(poll)
-    return _stats(run.host, run_id, state.counts(), state.closed() or "failed",
+    return _stats(spec.host, run_id, state.counts(), state.closed() or "failed",
                   state.failure())  # fmt: skip
 
 
