@@ -32,6 +32,7 @@ from modelscan.lineage.rows import (
     Occurrence,
     RepoRow,
     Resolved,
+    SketchPage,
     TensorSketch,
 )
 from modelscan.refs import CASE_INSENSITIVE_HOSTS, LOCAL_HOST, parse_any_ref
@@ -183,6 +184,42 @@ def match_hash(conn: Connection, text: str) -> tuple[str, ...]:
     """
     found = lookup.resolve(conn, lookup.parse_query(text)).kinds
     return tuple(sorted(found))
+
+
+def load_sketch_page(
+    conn: Connection,
+    shapes: Iterable[tuple[int, ...]],
+    after_id: int,
+    limit: int,
+) -> SketchPage:
+    """Return the next ``limit`` fingerprinted blobs after ``after_id`` (by id).
+
+    With each, its sketched matrices whose shape is one of ``shapes`` (the
+    buckets searched); blobs with none are left out. Shapes are JSON, which
+    PostgreSQL cannot compare, so they are matched here, page by page.
+    """
+    wanted = {tuple(s) for s in shapes}
+    stmt = (
+        _blob_query()
+        .where(BLOBS.c.id > after_id, BLOBS.c.tensor_count > 0)
+        .order_by(BLOBS.c.id)
+        .limit(limit)
+    )
+    blobs = {r.id: _blob(r) for r in conn.execute(stmt)}
+    sketches: dict[int, list[TensorSketch]] = defaultdict(list)
+    for part in chunks(sorted(blobs), SKETCH_CHUNK):
+        rows = select(
+            TENSORS.c.blob_id, TENSORS.c.name, TENSORS.c.shape, TENSORS.c.sketch
+        ).where(TENSORS.c.blob_id.in_(part), TENSORS.c.sketch.is_not(None))
+        for r in conn.execute(rows.order_by(TENSORS.c.blob_id, TENSORS.c.position)):
+            shape = tuple(r.shape)
+            if len(shape) >= 2 and shape in wanted:
+                sketches[r.blob_id].append(TensorSketch(r.name, shape, bytes(r.sketch)))
+    return SketchPage(
+        blobs={i: b for i, b in blobs.items() if i in sketches},
+        sketches=dict(sketches),
+        next_after=max(blobs) if len(blobs) == limit else None,
+    )
 
 
 # --- where blobs live -----------------------------------------------------------------

@@ -31,6 +31,7 @@ from modelscan.lineage.rows import (
     LinkWatermark,
     RepoRow,
     Resolved,
+    SketchPage,
     TensorSketch,
 )
 
@@ -81,6 +82,13 @@ class LineageRows:
         """Return the sketched tensors of each blob, in file order."""
         wanted = list(blob_ids)
         return self._read(lambda c: rows.load_sketches(c, wanted))
+
+    def sketch_page(
+        self, shapes: Iterable[tuple[int, ...]], after_id: int, limit: int
+    ) -> SketchPage:
+        """Return the next page of blobs by id with their matrices of ``shapes``."""
+        wanted = list(shapes)
+        return self._read(lambda c: rows.load_sketch_page(c, wanted, after_id, limit))
 
     def claims(self, shas: Iterable[str]) -> list[ClaimRow]:
         """Return the claims the blobs ``shas`` make."""

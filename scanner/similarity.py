@@ -63,6 +63,12 @@ class Similarity:
     tensors: int  # matrices that count (embeddings and flat windows left out)
     layers: dict[str, float]  # layer number (or "other") -> median r of its matrices
     per_tensor: dict[str, float]  # child tensor name -> r, embeddings included
+    identical: int = 0  # counted matrices with the parent's sketch, byte for byte
+
+    @property
+    def all_identical(self) -> bool:
+        """Every matrix that counts has the parent's sketch exactly (same weights)."""
+        return self.tensors > 0 and self.identical == self.tensors
 
     def evidence(self) -> dict[str, Any]:
         """Return the JSON evidence stored with a weight-similarity edge."""
@@ -70,6 +76,7 @@ class Similarity:
             "median_correlation": round(self.median, 4),
             "matrices": self.tensors,
             "layers": {k: round(v, 4) for k, v in self.layers.items()},
+            "identical_sketches": self.identical,
         }
 
 
@@ -155,7 +162,14 @@ def pair_correlations(
     Returns:
         child tensor name -> Pearson r.
     """
-    out: dict[str, float] = {}
+    return {name: r for name, (r, _) in _matched(child, parent).items()}
+
+
+def _matched(
+    child: Sequence[Sketched], parent: Sequence[Sketched]
+) -> dict[str, tuple[float, bool]]:
+    """Map each child tensor name to (r, whether the matched sketches are equal)."""
+    out: dict[str, tuple[float, bool]] = {}
     for kids, olds in _by_shape(child, parent):
         r, valid = correlation_matrix(
             [t.sketch for t in kids], [t.sketch for t in olds]
@@ -163,11 +177,10 @@ def pair_correlations(
         index = {t.name: j for j, t in enumerate(olds)}
         for i, t in enumerate(kids):
             j = index.get(t.name)
-            if j is not None:
-                if valid[i, j]:
-                    out[t.name] = float(r[i, j])
-            elif valid[i].any():
-                out[t.name] = float(r[i][valid[i]].max())
+            if j is None and valid[i].any():
+                j = int(np.flatnonzero(valid[i])[np.argmax(r[i][valid[i]])])
+            if j is not None and valid[i, j]:
+                out[t.name] = (float(r[i, j]), t.sketch == olds[j].sketch)
     return out
 
 
@@ -175,8 +188,10 @@ def weight_similarity(
     child: Sequence[Sketched], parent: Sequence[Sketched]
 ) -> Similarity | None:
     """Compare two files' weights; None when no matrix gives evidence."""
-    per_tensor = pair_correlations(child, parent)
+    matched = _matched(child, parent)
+    per_tensor = {n: r for n, (r, _) in matched.items()}
     counted = {n: r for n, r in per_tensor.items() if not is_embedding(n)}
+    same = sum(1 for n in counted if matched[n][1])
     if not counted:
         return None
     by_layer: dict[str, list[float]] = defaultdict(list)
@@ -186,7 +201,7 @@ def weight_similarity(
         k: statistics.median(v) for k, v in sorted(by_layer.items(), key=_layer_key)
     }
     return Similarity(
-        statistics.median(counted.values()), len(counted), layers, per_tensor
+        statistics.median(counted.values()), len(counted), layers, per_tensor, same
     )
 
 

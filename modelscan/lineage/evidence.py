@@ -5,9 +5,14 @@
 - conversions: a file with the same ``content_id`` (or ``weights_id``) and
   other bytes points at the first upload of that family, unless both were first
   seen in the same repo (``conversion`` / ``same-content`` or ``same-weights``);
-- similarity: a fingerprinted file points at the earlier file with the same
-  matrix shapes whose sketches correlate best, if the median r over matrices
-  is at least 0.5 (scanner/similarity.py; the relation follows the dtypes);
+- similarity: a fingerprinted file points at the earlier candidate whose
+  sketches correlate best, if the median r over matrices is at least 0.5
+  (scanner/similarity.py). Candidates share matrix shapes
+  (modelscan/lineage/sketch_index.py finds them at index scale). The relation
+  follows :func:`sketch_verdict`: identical sketches on every matrix read, the
+  same structure and dtype are the same weights in another container
+  (``conversion`` / ``same-weights`` for a file read remotely, whose digests
+  are unknown); otherwise the dtypes name it (:func:`relation_for`);
 - claims: the base models a file names in its own metadata (kohya hashes, GGUF
   ``general.base_model.*`` and ``general.source.*``) become ``declared-file``.
 
@@ -59,6 +64,29 @@ def relation_for(child_dtype: str | None, parent_dtype: str | None) -> str:
     if child_dtype == parent_dtype or not child_dtype or not parent_dtype:
         return "finetune"
     return "quantized" if is_quantized(child_dtype) else "conversion"
+
+
+def sketch_verdict(
+    child: BlobInfo, parent: BlobInfo, sim: Similarity, *, same_structure: bool
+) -> tuple[str, str]:
+    """Return (relation, source) of a weight-similarity match.
+
+    Every matrix read has the parent's sketch byte for byte, the two files have
+    the same matrix shapes and dtype, and digests cannot tell them apart (one
+    has no ``weights_id``: a remote read): the same weights in another
+    container, ``conversion`` / ``same-weights`` when the child has no digests
+    (``weight-similarity`` when only the parent lacks them, so the edges the
+    digests decide keep their own source). A float16 cast has identical
+    sketches too (they are float16) but another dtype: a ``conversion``; a
+    quantized child is ``quantized``; a correlated one of the same dtype a
+    ``finetune``.
+    """
+    unproven = child.weights_id is None or parent.weights_id is None
+    same_dtype = child.dtype == parent.dtype
+    if sim.all_identical and same_structure and unproven and same_dtype:
+        nodigest = child.weights_id is None and child.content_id is None
+        return "conversion", "same-weights" if nodigest else "weight-similarity"
+    return relation_for(child.dtype, parent.dtype), "weight-similarity"
 
 
 # --- copies and conversions -----------------------------------------------------------
@@ -218,15 +246,29 @@ def similarity_edges(
     shapes: Mapping[int, Sequence[tuple[int, ...]]],
     sketches: Mapping[int, Sequence[TensorSketch]],
     holdings: Holdings,
+    candidates: Mapping[int, Sequence[int]] | None = None,
+    children: Iterable[int] | None = None,
 ) -> tuple[set[str], list[EdgeRow]]:
     """Point each fingerprinted file at the earlier one its weights correlate with.
 
-    Files compare with earlier files of the same matrix signature; each weights
-    family takes part once, through its first upload (later ones are
-    conversions of it).
+    Without ``candidates`` a file compares with every earlier file of the same
+    matrix signature; with them (child id -> candidate parent ids, from
+    :func:`~modelscan.lineage.sketch_index.candidate_parents`) with its earlier
+    candidates only, whatever their signature (a pruned model is compared on
+    the shapes it shares). Each weights family takes part once, through its
+    first upload (later ones are conversions of it).
+
+    Args:
+        group: the files taking part.
+        shapes: every tensor shape of each file, by blob id.
+        sketches: the sketched tensors of each file, by blob id.
+        holdings: where the files were first seen (their upload order).
+        candidates: each child's candidate parents (None: all of its signature).
+        children: the blob ids whose parents are decided (None: all of group).
 
     Returns:
-        Every file that took part (their edges are rewritten), and the edges.
+        Every file that took part as a child (their edges are rewritten), and
+        the edges.
     """
     signature = signatures(shapes)
     members = sorted(
@@ -239,37 +281,52 @@ def similarity_edges(
         ),
         key=lambda b: holdings.order(b.sha256, b.id),
     )
-    everyone = {b.sha256 for b in members}
+    wanted = None if children is None else set(children)
+    everyone = {b.sha256 for b in members if wanted is None or b.id in wanted}
     members = first_of_each_family(members)
+    rank = {b.id: i for i, b in enumerate(members)}
     rows: list[EdgeRow] = []
     for i, child in enumerate(members):
-        olds = [
-            p
-            for p in members[:i]
-            if signature[p.id] == signature[child.id] and not same_weights(p, child)
-        ]
+        if wanted is not None and child.id not in wanted:
+            continue
+        if candidates is None:
+            olds = [p for p in members[:i] if signature[p.id] == signature[child.id]]
+        else:
+            ids = candidates.get(child.id, ())
+            olds = sorted(
+                (members[rank[c]] for c in ids if rank.get(c, i) < i),
+                key=lambda p: rank[p.id],
+            )
+        olds = [p for p in olds if not same_weights(p, child)]
         found = best_parent(sketches[child.id], olds, sketches)
-        row = similarity_edge(child, found, holdings) if found else None
+        same = found is not None and signature[found.parent.id] == signature[child.id]
+        row = similarity_edge(child, found, holdings, same) if found else None
         if row is not None:
             rows.append(row)
     return everyone, rows
 
 
 def similarity_edge(
-    child: BlobInfo, found: ParentMatch, holdings: Holdings
+    child: BlobInfo,
+    found: ParentMatch,
+    holdings: Holdings,
+    same_structure: bool = True,
 ) -> EdgeRow | None:
     """The weight-similarity edge to the parent found; None within one repo."""
     parent_repo = holdings.origin[found.parent.sha256].repo_id
     child_repo = holdings.origin[child.sha256].repo_id
     if child_repo == parent_repo:
         return None
+    relation, source = sketch_verdict(
+        child, found.parent, found.similarity, same_structure=same_structure
+    )
     return blob_edge(
         child_repo_id=child_repo,
         child_sha256=child.sha256,
         parent_sha256=found.parent.sha256,
         parent_repo_id=parent_repo,
-        relation=relation_for(child.dtype, found.parent.dtype),
-        source="weight-similarity",
+        relation=relation,
+        source=source,
         confidence=round(found.similarity.median, 4),
         evidence=found.evidence(),
     )

@@ -30,17 +30,23 @@ from typing import Any, Protocol
 
 from modelscan.lineage import evidence
 from modelscan.lineage.rows import (
+    BlobInfo,
     EdgeReplacement,
     EdgeRow,
+    Holdings,
     LineageIndex,
     LinkWatermark,
     Resolved,
+    SketchPage,
+    TensorSketch,
 )
+from modelscan.lineage.sketch_index import SketchIndex
 
 logger = logging.getLogger(__name__)
 
 OVERLAP = timedelta(hours=1)  # rows committed late with an earlier timestamp
 BLOB_CHUNK = 200  # touched blobs per write transaction
+SKETCH_PAGE = 500  # blobs per page of the sketch buckets
 COUNTS = ("blobs", "copy", "conversion", "similarity", "claims", "resolved", "removed")
 
 
@@ -56,6 +62,9 @@ class LinkIndex(LineageIndex, Protocol):
     ) -> int: ...
     def unresolved_edges(self, since: datetime | None) -> list[EdgeRow]: ...  # noqa: D102
     def set_edge_parents(self, parents: dict[int, Resolved]) -> None: ...  # noqa: D102
+    def sketch_page(  # noqa: D102
+        self, shapes: Iterable[tuple[int, ...]], after_id: int, limit: int
+    ) -> SketchPage: ...
 
 
 @dataclass
@@ -126,6 +135,8 @@ def link(
         counts = link_blobs(index, touched[start : start + BLOB_CHUNK], at)
         for key, n in counts.items():
             setattr(stats, key, getattr(stats, key) + n)
+    for key, n in link_similar(index, touched, at).items():
+        setattr(stats, key, getattr(stats, key) + n)
     stats.resolved = resolve_declared(index, since)
     if newest is not None:
         stats.watermark = min(newest, at) - OVERLAP
@@ -136,25 +147,26 @@ def link(
 
 
 def link_blobs(index: LinkIndex, shas: Sequence[str], at: datetime) -> Counter[str]:
-    """Rewrite every inferred edge of the blobs ``shas``; return counts by kind."""
+    """Rewrite the copy, conversion and claim edges of ``shas``; counts by kind.
+
+    Weight-similarity edges are :func:`link_similar`'s (one search of the
+    sketch buckets for the whole run).
+    """
     holdings = index.holdings(shas)
     copies = evidence.copy_edges(holdings, shas)
     family, conversions = _conversions(index, shas)
-    group, similar = _similarities(index, shas)
     claims = index.claims(shas)
     parents = index.resolve_refs(p.ref for p in evidence.claimed_parents(claims))
     claimed = evidence.claim_edges(claims, holdings, parents)
     batch = [
         _replacement(("identical-hash",), shas, copies),
         _replacement(("same-content", "same-weights"), family, conversions),
-        _replacement(("weight-similarity",), group, similar),
         _replacement(("declared-file",), shas, claimed),
     ]
     removed = index.replace_edges(batch, at)
     return Counter(
         copy=len(copies),
         conversion=len(conversions),
-        similarity=len(similar),
         claims=len(claimed),
         removed=removed,
     )
@@ -181,21 +193,98 @@ def _conversions(
     return set(members), evidence.conversion_edges(members, holdings)
 
 
-def _similarities(
-    index: LineageIndex, shas: Sequence[str]
-) -> tuple[set[str], list[EdgeRow]]:
-    """The same-shape groups of ``shas`` and their weight-similarity edges."""
-    touched = [b for b in index.blobs(shas).values() if b.parameter_count]
-    group = {b.sha256: b for b in touched}
-    counts = [b.parameter_count for b in touched if b.parameter_count]
-    group.update({m.sha256: m for m in index.shape_groups(counts, evidence.MAX_GROUP)})
-    ids = [b.id for b in group.values()]
-    return evidence.similarity_edges(
-        list(group.values()),
+@dataclass
+class Buckets:
+    """The sketch buckets a run searches: files, upload order, LSH index."""
+
+    blobs: dict[int, BlobInfo]
+    holdings: Holdings
+    index: SketchIndex
+
+    def children(self, touched: set[int]) -> set[int]:
+        """The touched files and the later files a touched one may now parent."""
+        later = {c for c, p in self.index.pairs(touched).tolist() if p in touched}
+        return touched | later
+
+    def candidates(self, children: set[int]) -> dict[int, list[int]]:
+        """Each child's earlier candidate parents (LSH collisions, screened)."""
+        out: dict[int, list[int]] = {}
+        for c, p in self.index.pairs(children).tolist():
+            if c in children:
+                out.setdefault(c, []).append(p)
+        return out
+
+
+def load_buckets(index: LinkIndex, shapes: set[tuple[int, ...]]) -> Buckets:
+    """Page through the index's sketches of ``shapes`` into one LSH index."""
+    lsh = SketchIndex()
+    blobs: dict[int, BlobInfo] = {}
+    after: int | None = 0
+    while after is not None:
+        page = index.sketch_page(shapes, after, SKETCH_PAGE)
+        blobs.update(page.blobs)
+        lsh.add_files((bid, 0, s) for bid, s in page.sketches.items())
+        after = page.next_after
+    holdings = index.holdings(b.sha256 for b in blobs.values())
+    hosted = [b for b in blobs.values() if b.sha256 in holdings.origin]
+    hosted.sort(key=lambda b: holdings.order(b.sha256, b.id))
+    lsh.set_order([b.id for b in hosted])
+    return Buckets({b.id: b for b in hosted}, holdings, lsh)
+
+
+def link_similar(index: LinkIndex, shas: Sequence[str], at: datetime) -> Counter[str]:
+    """Rewrite the weight-similarity edges of ``shas`` and of files they may parent.
+
+    The buckets are the matrix shapes of the touched files' sketches; every
+    file with a sketch of one of them is loaded once, page by page, into a
+    :class:`~modelscan.lineage.sketch_index.SketchIndex`; each child is then
+    compared (``scanner/similarity.py``) with its LSH candidates only.
+    """
+    touched = {b.id: b for b in index.blobs(shas).values() if b.parameter_count}
+    mine = index.sketches(touched)
+    shapes = {t.shape for s in mine.values() for t in s if len(t.shape) >= 2}
+    if not shapes:
+        return Counter()
+    buckets = load_buckets(index, shapes)
+    children = sorted(buckets.children(set(mine)))
+    found = buckets.candidates(set(children))
+    counts: Counter[str] = Counter()
+    for start in range(0, len(children), BLOB_CHUNK):
+        part = children[start : start + BLOB_CHUNK]
+        counts += _similar_chunk(index, buckets, part, found, at)
+    return counts
+
+
+def _similar_chunk(
+    index: LinkIndex,
+    buckets: Buckets,
+    children: Sequence[int],
+    found: dict[int, list[int]],
+    at: datetime,
+) -> Counter[str]:
+    """Decide and write the weight-similarity edges of some children."""
+    ids = set(children) | {p for c in children for p in found.get(c, ())}
+    group = [buckets.blobs[i] for i in sorted(ids) if i in buckets.blobs]
+    sketches: dict[int, list[TensorSketch]] = index.sketches(ids)
+    everyone, rows = evidence.similarity_edges(
+        group,
         index.matrix_shapes(ids),
-        index.sketches(ids),
-        index.holdings(group),
+        sketches,
+        buckets.holdings,
+        candidates=found,
+        children=children,
     )
+    blind = {b.sha256 for b in group if not (b.content_id or b.weights_id)}
+    similar = [r for r in rows if r.source == "weight-similarity"]
+    same = [r for r in rows if r.source == "same-weights"]
+    removed = index.replace_edges(
+        [
+            _replacement(("weight-similarity",), everyone, similar),
+            _replacement(("same-weights",), everyone & blind, same),
+        ],
+        at,
+    )
+    return Counter(similarity=len(similar), conversion=len(same), removed=removed)
 
 
 def resolve_declared(index: LinkIndex, since: datetime | None) -> int:

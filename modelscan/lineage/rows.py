@@ -249,6 +249,15 @@ class FamilyRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SketchPage:
+    """One page of the sketch buckets: blobs by id and their matrices of the shapes."""
+
+    blobs: dict[int, BlobInfo]
+    sketches: dict[int, list[TensorSketch]]
+    next_after: int | None  # the blob id to page on from; None: the last page
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeReplacement:
     """The edges of ``sources`` that ``child_shas`` must have: exactly ``rows``."""
 

@@ -26,6 +26,7 @@ from modelscan.lineage.rows import (
     Occurrence,
     RepoRow,
     Resolved,
+    SketchPage,
     TensorSketch,
 )
 from modelscan.refs import parse_any_ref
@@ -146,6 +147,30 @@ class MemoryIndex:
     def sketches(self, blob_ids: Iterable[int]) -> dict[int, list[TensorSketch]]:
         """Sketches per blob."""
         return {i: self.tensors[i] for i in blob_ids if self.tensors.get(i)}
+
+    def sketch_page(
+        self, shapes: Iterable[tuple[int, ...]], after_id: int, limit: int
+    ) -> SketchPage:
+        """The next ``limit`` blobs by id, with their matrices of ``shapes``."""
+        wanted = set(shapes)
+        page = sorted(
+            (
+                b
+                for b in self.blob_rows.values()
+                if b.id > after_id and b.parameter_count
+            ),
+            key=lambda b: b.id,
+        )[:limit]
+        sketches = {
+            b.id: [t for t in self.tensors.get(b.id, []) if t.shape in wanted]
+            for b in page
+        }
+        sketches = {i: s for i, s in sketches.items() if s}
+        return SketchPage(
+            blobs={b.id: b for b in page if b.id in sketches},
+            sketches=sketches,
+            next_after=page[-1].id if len(page) == limit else None,
+        )
 
     def claims(self, shas: Iterable[str]) -> list[ClaimRow]:
         """Claims of ``shas``."""
