@@ -147,9 +147,10 @@ class SketchIndex:
         """Sorted band keys (shape, band, kept bits) with their window and rank."""
         if self._frozen is not None:
             return self._frozen
+        if not self._parts:
+            self.add_windows([], [], [], np.zeros((0, WINDOW), dtype=np.float16))
         ids, rank, codes, bits, z = (
-            np.concatenate([p[i] for p in self._parts]) if self._parts else np.zeros(0)
-            for i in range(5)
+            np.concatenate([p[i] for p in self._parts]) for i in range(5)
         )
         if self._order is not None:
             ids, rank, codes, bits, z = self._ranked(ids, codes, bits, z)

@@ -140,6 +140,7 @@ def test_flat_windows_and_the_order_are_respected() -> None:
     idx.set_order([2, 1, 3, 4])
     assert idx.pairs().tolist() == [[1, 2]]
     assert len(idx) == 2
+    assert SketchIndex().pairs().shape == (0, 2)
 
 
 def _blob(i: int, dtype: str, weights_id: str | None = None) -> BlobInfo:
