@@ -92,3 +92,27 @@ def test_edges_from_and_to_and_model_blobs(store: Store, world: World) -> None:
     assert ft in down
     assert store.edges_to(parent_refs=["hf:never/crawled"]) == []
     assert store.repo_model_blobs(base, MODEL_SUFFIXES) == (world.sha["base"],)
+
+
+def test_sketch_pages_hold_the_bucket_shapes_only(store: Store, world: World) -> None:
+    """Pages by blob id hand each sketched blob once, with its matrices of the shape."""
+    shape = (256, 256)
+    seen: dict[int, list[str]] = {}
+    after: int | None = 0
+    pages = 0
+    while after is not None:
+        page = store.sketch_page([shape], after, 2)
+        pages += 1
+        assert set(page.blobs) == set(page.sketches)
+        for bid, sketches in page.sketches.items():
+            assert bid not in seen
+            assert {s.shape for s in sketches} == {shape}
+            seen[bid] = [s.name for s in sketches]
+        after = page.next_after
+    want = {"base", "bin", "ft", "ft2", "other", "fresh"}
+    ids = {store.blobs([world.sha[k]])[world.sha[k]].id for k in want}
+    assert set(seen) == ids
+    assert all(names == [f"layers.{i}.q.weight" for i in range(4)]
+               for names in seen.values())  # fmt: skip
+    assert pages >= 3
+    assert store.sketch_page([(1, 2)], 0, 100).sketches == {}
