@@ -57,12 +57,17 @@ _RATELIMIT_RE = re.compile(r"(?:^|;)\s*r=(\d+).*?;\s*t=(\d+)")
 class Budget(Protocol):
     """A request budget shared beyond this process (all workers on one token).
 
-    :mod:`modelscan.distributed.budget` keeps one in Redis; the client asks it
-    before every request and tells it when the host asked everyone to wait.
+    :mod:`modelscan.distributed.budget` keeps one in Redis; the client takes a
+    slot before every request, tells it when the answer came back (the slot
+    counts until then, so a request held up on its way still counts when it
+    arrives), and tells it when the host asked everyone to wait.
     """
 
-    def reserve(self, url: str) -> float:
-        """Take a request slot for ``url`` if one is free: 0.0, else seconds to wait."""
+    def reserve(self, url: str) -> tuple[float, str | None]:
+        """Take a slot for ``url``: ``(0.0, ticket)``, else ``(wait, None)``."""
+
+    def answered(self, url: str, ticket: str) -> None:
+        """The request of ``ticket`` has its answer: its slot now ages normally."""
 
     def pause(self, url: str, seconds: float) -> None:
         """Hold back every holder of the budget of ``url`` for ``seconds``."""
@@ -303,11 +308,12 @@ class HttpClient:
         """Remove this client's token from ``text``."""
         return redact(text, (self._token or "",))
 
-    def throttle(self, url: str = "") -> None:
+    def throttle(self, url: str = "") -> str | None:
         """Wait for this host's next request slot and count one request.
 
         ``--rate`` paces this process; a shared :class:`Budget`, when given, then
-        paces every process on the same token.
+        paces every process on the same token: the ticket returned is handed back
+        with :meth:`answered` once the request has its answer.
         """
         with self._lock:
             now = self._clock()
@@ -316,8 +322,17 @@ class HttpClient:
             self.requests += 1
         if slot > now:
             self._sleep(slot - now)
-        while self.budget is not None and (wait := self.budget.reserve(url)) > 0:
+        while self.budget is not None:
+            wait, ticket = self.budget.reserve(url)
+            if ticket is not None:
+                return ticket
             self._sleep(wait)
+        return None
+
+    def answered(self, url: str, ticket: str | None) -> None:
+        """Tell the shared budget that the request of ``ticket`` was answered."""
+        if ticket is not None and self.budget is not None:
+            self.budget.answered(url, ticket)
 
     def send(
         self,
@@ -443,7 +458,7 @@ class HttpClient:
         The body is read here (not streamed), so a connection reset in the middle
         of it is a failure of this attempt, retried like any other.
         """
-        self.throttle(url)
+        ticket = self.throttle(url)
         sent = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         sent.update(headers or {})
         try:
@@ -453,6 +468,8 @@ class HttpClient:
             )  # fmt: skip
         except TRANSPORT_ERRORS as exc:
             return self.redact(f"{type(exc).__name__}: {exc}")[:200]
+        finally:
+            self.answered(url, ticket)
 
     def _give_up(
         self, url: str, answer: requests.Response | str, failure: str, attempt: int

@@ -376,7 +376,7 @@ class HttpRangeReader:
                     f"needs more than {self.max_requests} requests; download the file "
                     "and fingerprint it locally",
                 )
-            self._client.throttle()
+            ticket = self._client.throttle(url)
             self.requests += 1
             delay: float | None
             try:
@@ -388,6 +388,7 @@ class HttpRangeReader:
                     timeout=self._client.timeout,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                self._client.answered(url, ticket)
                 if attempt >= self._client.retries:
                     raise RemoteError(
                         self._name,
@@ -396,6 +397,7 @@ class HttpRangeReader:
                     ) from None
                 delay = self._backoff(attempt)
             else:
+                self._client.answered(url, ticket)  # the headers are back
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 delay = wait_hint(response.headers)

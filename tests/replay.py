@@ -65,6 +65,7 @@ class Request:
     path: str  # without the host prefix, leading "/"
     query: str
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def params(self) -> list[tuple[str, str]]:
@@ -96,6 +97,7 @@ class ReplayServer:
         self.faults: list[Fault] = []
         self.bad_tokens: set[str] = set()  # Authorization tokens answered with 401
         self.rate_limited = 0  # answers refused by the enforced budget (429)
+        self.refused: list[tuple[str, float]] = []  # (who, when) of each 429
         self._budget: tuple[int, float] | None = None
         self._windows: dict[str, tuple[float, int]] = {}
         self.chaos_counts = {"5xx": 0, "truncated": 0, "reset": 0}
@@ -160,7 +162,9 @@ class ReplayServer:
         """Answer 429 (with ``Retry-After``) past ``requests`` per ``seconds`` a token.
 
         Each Authorization value (anonymous included) counts in fixed windows of
-        ``seconds`` from its first request, as hosts count quotas.
+        ``seconds`` from its first request, as hosts count quotas; file downloads
+        (``/resolve/``) count apart from API calls, as the Hub's resolver bucket
+        does (https://huggingface.co/docs/hub/rate-limits).
         """
         with self._lock:
             self._budget = (requests, seconds)
@@ -177,6 +181,7 @@ class ReplayServer:
             start, used = now, 0
         if used >= limit:
             self.rate_limited += 1
+            self.refused.append((auth, now))
             return start + seconds - now
         self._windows[auth] = (start, used + 1)
         return None
@@ -211,7 +216,8 @@ class ReplayServer:
         with self._lock:
             self.requests.append(Request(host, path, query, headers))
             fault = self._take_fault(f"/{host}{path}?{query}") or self._draw_chaos()
-            wait = self._over_budget(headers.get("authorization", ""))
+            bucket = "resolve" if "/resolve/" in path else "api"
+            wait = self._over_budget(f"{headers.get('authorization', '')} {bucket}")
         if wait is not None:
             headers = {"Content-Type": "application/json",
                        "Retry-After": str(max(1, math.ceil(wait)))}  # fmt: skip

@@ -29,9 +29,30 @@ def test_n_slots_then_a_wait_until_the_oldest_leaves_the_window(
 ) -> None:
     """5 per second: five slots at once, the sixth waits about a second."""
     shared = budget(client, "hf_a", Limit(5, 1.0))
-    assert [shared.reserve(API) for _ in range(5)] == [0.0] * 5
-    wait = shared.reserve(API)
-    assert 0.9 < wait <= 1.2
+    for _ in range(5):
+        wait, ticket = shared.reserve(API)
+        assert (wait, ticket is not None) == (0.0, True)
+        shared.answered(API, str(ticket))
+    wait, ticket = shared.reserve(API)
+    assert ticket is None
+    assert 0.9 < wait <= 1.0
+
+
+def test_a_slot_counts_until_its_answer_then_a_whole_window(
+    client: redis.Redis,
+) -> None:
+    """A request still on its way holds its slot; answered, it ages from then."""
+    shared = budget(client, "hf_a", Limit(1, 0.3))
+    _, ticket = shared.reserve(API)
+    time.sleep(0.4)  # longer than the window: unanswered, it still counts
+    wait, none = shared.reserve(API)
+    assert none is None
+    assert 0 < wait <= 0.25  # asked again soon: when it comes back is not known
+    shared.answered(API, str(ticket))
+    wait, none = shared.reserve(API)
+    assert 0.2 < wait <= 0.3  # a window from the answer, not from the slot
+    time.sleep(wait + 0.02)
+    assert shared.reserve(API)[1] is not None
 
 
 def test_two_holders_of_one_token_share_one_window(client: redis.Redis) -> None:
@@ -40,10 +61,10 @@ def test_two_holders_of_one_token_share_one_window(client: redis.Redis) -> None:
     second = RedisBudget(client, "huggingface", "hf_a", {"api": Limit(4, 1.0)},
                          prefix=first._base.split(":budget:")[0])  # fmt: skip
     taken = [b.reserve(API) for b in (first, second, first, second)]
-    assert taken == [0.0] * 4
-    assert second.reserve(API) > 0
+    assert [wait for wait, _ in taken] == [0.0] * 4
+    assert second.reserve(API)[0] > 0
     other = budget(client, "hf_b", Limit(4, 1.0))  # another token: its own window
-    assert other.reserve(API) == 0.0
+    assert other.reserve(API)[0] == 0.0
 
 
 def test_a_pause_holds_every_holder_back(client: redis.Redis) -> None:
@@ -52,9 +73,9 @@ def test_a_pause_holds_every_holder_back(client: redis.Redis) -> None:
     second = RedisBudget(client, "huggingface", None, {"api": Limit(100, 1.0)},
                          prefix=first._base.split(":budget:")[0])  # fmt: skip
     first.pause(API, 0.5)
-    assert 0.3 < second.reserve(API) <= 0.5
+    assert 0.3 < second.reserve(API)[0] <= 0.5
     time.sleep(0.55)
-    assert second.reserve(API) == 0.0
+    assert second.reserve(API)[0] == 0.0
 
 
 def test_buckets_and_names() -> None:

@@ -238,10 +238,10 @@ def test_two_workers_on_one_token_stay_inside_the_hosts_budget(
     """
     control_db, distributed_db = index_urls
     base_env["HF_TOKEN"] = "hf_shared-token"
-    server.enforce_budget(40, 1.0)
     runs = {}
     for db, budget in ((control_db, "400/1"), (distributed_db, "40/1")):
         clear_redis(db)
+        server.enforce_budget(40, 1.0)  # windows of the host start afresh
         server.rate_limited = 0
         env = workers.env = {**base_env, "MODELSCAN_DATABASE_URL": db}
         workers.start(concurrency=4)
