@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from modelscan.db import runs
-from modelscan.db.portable import clean_text
+from modelscan.db.portable import chunks, clean_text
 from modelscan.db.tables import BLOBS, CLAIMS, EVENTS, FILES, REPOS, TENSORS
 from modelscan.db.upsert import dialect_insert, upsert
 from modelscan.records import Fingerprint
@@ -181,6 +182,15 @@ def save_fingerprint(
     rid = conn.execute(
         select(REPOS.c.id).where(REPOS.c.host == host, REPOS.c.host_id == host_id)
     ).scalar_one()
+    save_blob_fingerprint(conn, fp, seen_at)
+    return _save_occurrence(conn, host, rid, location, fp.sha256, fp.size, seen_at)
+
+
+def save_blob_fingerprint(conn: Connection, fp: Fingerprint, seen_at: datetime) -> int:
+    """Save what was computed of a blob (row, tensors, claims); return its id.
+
+    No occurrence is written: a deep crawl fingerprints files it already holds.
+    """
     row = blob_row(fp, seen_at)
     blob_id, written = _save_blob(conn, fp, row)
     claims = [
@@ -200,7 +210,33 @@ def save_fingerprint(
         key=["blob_id", "key", "value"],
         update=["meaning", "verified"],
     )
-    return _save_occurrence(conn, host, rid, location, row["sha256"], fp.size, seen_at)
+    return blob_id
+
+
+def files_to_fingerprint(
+    conn: Connection, host: str, host_ids: Sequence[str], suffixes: tuple[str, ...]
+) -> list[tuple[str, str, int | None, str]]:
+    """Live files of these repos whose sha256 has no fingerprint yet, one per blob.
+
+    Returns:
+        ``(sha256, url, size, path)`` for each, paths ending in one of
+        ``suffixes`` (lower case), in repo order.
+    """
+    out: dict[str, tuple[str, str, int | None, str]] = {}
+    for part in chunks(list(host_ids)):
+        stmt = (
+            select(FILES.c.sha256, FILES.c.url, FILES.c.size, FILES.c.path)
+            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
+            .outerjoin(BLOBS, BLOBS.c.sha256 == FILES.c.sha256)
+            .where(REPOS.c.host == host, REPOS.c.host_id.in_(part))
+            .where(FILES.c.gone_at.is_(None), FILES.c.sha256.is_not(None))
+            .where(FILES.c.url.is_not(None), BLOBS.c.fingerprinted_at.is_(None))
+            .order_by(REPOS.c.id, FILES.c.path)
+        )
+        for sha, url, size, path in conn.execute(stmt):
+            if path.lower().endswith(suffixes):
+                out.setdefault(sha, (sha, url, size, path))
+    return list(out.values())
 
 
 def _save_occurrence(

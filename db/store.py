@@ -199,6 +199,19 @@ class Store(LineageRows):
             )
         )
 
+    def save_blob_fingerprint(self, fp: Fingerprint, *, seen_at: datetime) -> int:
+        """Save a fingerprint of a blob the index lists already (a deep crawl)."""
+        at = _aware(seen_at)
+        return self._write(lambda c: fingerprints.save_blob_fingerprint(c, fp, at))
+
+    def files_to_fingerprint(
+        self, host: str, host_ids: Sequence[str], suffixes: tuple[str, ...]
+    ) -> list[tuple[str, str, int | None, str]]:
+        """Live files of these repos whose blob has no fingerprint (one per sha256)."""
+        return self._read(
+            lambda c: fingerprints.files_to_fingerprint(c, host, host_ids, suffixes)
+        )
+
     # --- crawling --------------------------------------------------------------------
 
     def start_run(

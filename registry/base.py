@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol, TypedDict, runtime_checkable
 
 from modelscan.errors import HostError, HostUnavailable, RateLimited, UnexpectedResponse
 from modelscan.records import Listing
+from modelscan.registry.deep import Deep, read_files
 from modelscan.registry.http import Budget, HttpClient
 from modelscan.registry.parsing import ItemError, utcnow
 
@@ -199,6 +200,11 @@ class CrawlStats:
     retried: int = 0  # items that failed once and were tried again in this run
     unread: int = 0  # listings whose lineage files the host refused (gated)
     requests: int = 0
+    deep_files: int = 0  # files fingerprinted remotely (crawl --deep)
+    deep_skipped: int = 0  # named like weights, but not a model file
+    deep_requests: int = 0  # Range requests those reads took
+    deep_bytes: int = 0  # bytes they read
+    deep_budget_spent: bool = False  # the run's deep budget ran out
     complete: bool = False  # reached the end of the host's listing
     seconds: float = 0.0
     error: str | None = None
@@ -219,6 +225,10 @@ class CrawlStats:
             "retried",
             "unread",
             "requests",
+            "deep_files",
+            "deep_skipped",
+            "deep_requests",
+            "deep_bytes",
         )
         return {k: int(getattr(self, k)) for k in keys}
 
@@ -245,6 +255,13 @@ class CrawlStats:
         )
         if self.unread:
             text += f"; {self.unread} gated repos with lineage files unread"
+        if self.deep_files or self.deep_skipped:
+            text += (
+                f"; deep: {self.deep_files} files fingerprinted remotely "
+                f"({self.deep_requests} requests, {self.deep_bytes:,} bytes"
+                f"{', budget spent' if self.deep_budget_spent else ''}), "
+                f"{self.deep_skipped} not model files"
+            )
         return text + (f": {self.error}" if self.error else "")
 
 
@@ -259,6 +276,7 @@ def crawl(
     workers: int = 1,
     clock: Callable[[], datetime] = utcnow,
     stats: CrawlStats | None = None,
+    deep: Deep | None = None,
 ) -> CrawlStats:
     """The only crawl loop: load state, fetch, parse, complete, save page + cursor.
 
@@ -272,6 +290,7 @@ def crawl(
         workers: threads fetching details of changed listings in parallel.
         clock: source of timestamps.
         stats: counters to fill in (a caller keeps them when the crawl raises).
+        deep: also fingerprint the listed model files remotely (``--deep``).
 
     Returns:
         The run's counters, also stored with the run.
@@ -286,6 +305,7 @@ def crawl(
         "limit": limit,
         "full": full,
         "cursor_key": host.cursor_key,
+        "deep": deep is not None,
     }
     stats = stats if stats is not None else CrawlStats(host=host.name)
     stats.host = host.name
@@ -294,7 +314,7 @@ def crawl(
     first_request = host.client.requests
     try:
         CrawlSteps(
-            host, store, run_id, stats, progress, workers, clock, first_request
+            host, store, run_id, stats, progress, workers, clock, first_request, deep
         ).run(max_pages=max_pages, limit=limit, full=full)
         stats.status = "ok"
     except HostError as exc:
@@ -328,6 +348,7 @@ class CrawlSteps:
     workers: int
     clock: Callable[[], datetime]
     first_request: int = 0  # the client's request count when the run began
+    deep: Deep | None = None  # remote fingerprints of the listed files (--deep)
     consecutive_failures: int = 0  # detail fetches failed in a row, for the host stop
 
     def run(self, *, max_pages: int | None, limit: int | None, full: bool) -> None:
@@ -362,6 +383,8 @@ class CrawlSteps:
             if (result := item if i in ready else done[i]) is not None
         ]
         self.save(kept, next_cursor, parsed)
+        if self.deep is not None:
+            read_files(self, self.deep, list(dict.fromkeys(i.host_id for i in kept)))
         if cut:
             return cursor, False
         if next_cursor is None:

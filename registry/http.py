@@ -304,6 +304,11 @@ class HttpClient:
         """Whether requests carry a token."""
         return bool(self._token)
 
+    @property
+    def token(self) -> str | None:
+        """The token requests carry (to hand to a reader of this host's files)."""
+        return self._token
+
     def redact(self, text: str) -> str:
         """Remove this client's token from ``text``."""
         return redact(text, (self._token or "",))

@@ -235,6 +235,8 @@ class ReplayServer:
         if refused is not None:
             return refused
         status, out_headers, body = self._route(host, path, query)
+        if status == 200 and "range" in headers and "/resolve/" in path:
+            status, out_headers, body = _ranged(headers["range"], out_headers, body)
         if fault is not None and fault.reset:
             return status, {**out_headers, RESET_HEADER: "1"}, body
         if fault is not None:
@@ -553,6 +555,22 @@ class ReplayServer:
         latest = model.get("latest_version")
         body = {"next": None, "previous": None, "results": [latest] if latest else []}
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def _ranged(value: str, headers: dict[str, str], body: bytes) -> Answer:
+    """A 206 answer with the bytes of one ``Range: bytes=A-B`` (as file hosts give)."""
+    match = re.fullmatch(r"bytes=(\d+)-(\d*)", value.strip())
+    if match is None or int(match.group(1)) >= len(body):
+        return 416, {"Content-Range": f"bytes */{len(body)}"}, b""
+    start = int(match.group(1))
+    end = min(int(match.group(2) or len(body) - 1), len(body) - 1)
+    out = {
+        **headers,
+        "Content-Range": f"bytes {start}-{end}/{len(body)}",
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+    }
+    return 206, out, body[start : end + 1]
 
 
 def _digest(kind: str, text: str, length: int) -> str:

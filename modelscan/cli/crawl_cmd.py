@@ -83,6 +83,24 @@ HOST_NAMES = tuple(HOST_PREFIXES)
 )
 @db_option
 @click.option(
+    "--deep",
+    is_flag=True,
+    help="Also fingerprint the listed model files remotely (HTTP Range, no "
+    "download): each blob without a fingerprint is read once.",
+)
+@click.option(
+    "--deep-budget-bytes",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --deep: stop reading files after N bytes in the run.",
+)
+@click.option(
+    "--deep-budget-requests",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --deep: stop reading files after N requests in the run.",
+)
+@click.option(
     "--distributed",
     is_flag=True,
     help="Enqueue the crawl for `modelscan worker` processes instead of running it.",
@@ -111,6 +129,9 @@ def crawl(
     rate: float | None,
     workers: int,
     db: str | None,
+    deep: bool,
+    deep_budget_bytes: int | None,
+    deep_budget_requests: int | None,
     distributed: bool,
     wait: bool,
     budget: str | None,
@@ -138,6 +159,10 @@ def crawl(
             "--endpoint names one host's URL: use it with --host NAME"
         )
     names = list(HOST_NAMES) if host_name == "all" else [host_name]
+    if (deep_budget_bytes or deep_budget_requests) and not deep:
+        raise click.UsageError("--deep-budget-bytes/-requests go with --deep")
+    if distributed and deep:
+        raise click.UsageError("--deep runs inline; it is not distributed yet")
     if distributed or wait or budget:
         spec = {"endpoint": endpoint, "author": author, "search": search,
                 "tag": tag, "budget": budget, "full": full}  # fmt: skip
@@ -151,9 +176,11 @@ def crawl(
         for name in names:
             options = {"endpoint": endpoint, "rate": rate, "author": author,
                        "search": search, "tag": tag}  # fmt: skip
+            budgets = (deep_budget_bytes, deep_budget_requests) if deep else None
             result = _crawl_one(name, store, options, explicit=host_name != "all",
                                 limit=limit, max_pages=max_pages, full=full,
-                                workers=workers, as_json=as_json)  # fmt: skip
+                                workers=workers, as_json=as_json,
+                                deep=budgets)  # fmt: skip
             results.append(result)
     _report(results, as_json=as_json)
 
@@ -231,11 +258,14 @@ def _enqueue_one(name: str, db: str | None, options: dict[str, Any], *, wait: bo
 
 def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool,
                limit: int | None, max_pages: int | None, full: bool, workers: int,
-               as_json: bool) -> dict[str, Any]:  # fmt: skip
+               as_json: bool, deep: tuple[int | None, int | None] | None
+               ) -> dict[str, Any]:  # fmt: skip
     """Crawl one host; return its summary (failures are reported, not raised)."""
     from modelscan.errors import AuthRequired, HostError, StoreError
     from modelscan.registry import make_host
     from modelscan.registry.base import CrawlStats, crawl
+    from modelscan.registry.deep import Deep
+    from modelscan.registry.http import HttpClient
 
     try:
         host = make_host(name, **options)
@@ -248,10 +278,15 @@ def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool
         return {"host": name, "status": "skipped", "error": str(exc)}
     stats = CrawlStats(host=name)
     hint = None
+    reader = None
+    if deep is not None:  # file reads get a client of their own (CDN, no API pace)
+        files = HttpClient(f"{name} files", token_env=host.client.token_env)
+        reader = Deep(files, budget_bytes=deep[0], budget_requests=deep[1])
     with _Progress(name, enabled=not as_json and sys.stderr.isatty()) as bar:
         try:
             crawl(host, store, limit=limit, max_pages=max_pages, full=full,
-                  workers=workers, progress=bar.update, stats=stats)  # fmt: skip
+                  workers=workers, progress=bar.update, stats=stats,
+                  deep=reader)  # fmt: skip
         except (HostError, StoreError) as exc:
             stats.status, stats.error = "failed", host.client.redact(str(exc))
             hint = hint_for(exc, CRAWL_HINTS)
