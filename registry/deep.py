@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -62,11 +62,14 @@ class Deep:
             against the host's API pacing).
         budget_bytes: stop reading after this many bytes in the run (None: no cap).
         budget_requests: stop after this many read requests in the run.
+        claim: asked before each read with the blob's sha256; False means another
+            worker reads it (the distributed crawl claims blobs in Redis).
     """
 
     client: HttpClient
     budget_bytes: int | None = None
     budget_requests: int | None = None
+    claim: Callable[[str], bool] | None = None
 
     def spent(self, files: int, requests: int, read: int) -> bool:
         """Whether the run's budget is used up."""
@@ -91,6 +94,8 @@ def read_files(steps: CrawlSteps, deep: Deep, host_ids: Sequence[str]) -> None:
         if deep.spent(stats.deep_files, stats.deep_requests, stats.deep_bytes):
             stats.deep_budget_spent = True
             return
+        if deep.claim is not None and not deep.claim(sha):
+            continue  # another worker holds this blob
         target = RemoteTarget(ref=url, url=url, host=host.name, token=client.token,
                               token_env=client.token_env, sha256=sha)  # fmt: skip
         try:

@@ -51,3 +51,40 @@ def write_world(root: Path, count: int) -> dict[str, dict[str, Any]]:
             (folder / "adapter_config.json").write_text(json.dumps(config))
         records[repo_id] = record
     return records
+
+
+# --- a Hub holding real weights, for deep (remote) reads -------------------------
+
+WEIGHT_REPOS = ("modelscan-tests/minilm-reupload", "modelscan-tests/minilm-mirror")
+WEIGHTS_SHA = "9c1b2c0e5d3a4f60718293a4b5c6d7e8f9a0b1c2"
+IMPOSTOR = b"not weights at all, " * 4000
+
+
+def weights_record(repo_id: str, files: dict[str, bytes]) -> dict[str, Any]:
+    siblings: list[dict[str, Any]] = [{"rfilename": "README.md"}]
+    for name, data in files.items():
+        lfs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+               "pointerSize": 134}  # fmt: skip
+        siblings.append({"rfilename": name, "lfs": lfs})
+    return {
+        "_id": hashlib.sha256(repo_id.encode()).hexdigest()[:24], "id": repo_id,
+        "modelId": repo_id, "author": repo_id.split("/")[0], "sha": WEIGHTS_SHA,
+        "lastModified": "2025-03-01T00:00:00.000Z", "private": False,
+        "gated": False, "disabled": False, "downloads": 1, "likes": 0,
+        "tags": ["safetensors"], "siblings": siblings,
+    }  # fmt: skip
+
+
+def write_weights_world(root: Path, weights: bytes) -> None:
+    """Two repos holding ``weights`` (the first also an impostor ``.bin``)."""
+    for repo_id in WEIGHT_REPOS:
+        files = {"model.safetensors": weights}
+        if repo_id == WEIGHT_REPOS[0]:
+            files["pytorch_model.bin"] = IMPOSTOR
+        path = root / "huggingface" / "api" / "models" / f"{repo_id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(weights_record(repo_id, files)))
+        for name, data in files.items():
+            target = root / "huggingface" / repo_id / "resolve" / WEIGHTS_SHA / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)

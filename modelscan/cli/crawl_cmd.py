@@ -161,11 +161,14 @@ def crawl(
     names = list(HOST_NAMES) if host_name == "all" else [host_name]
     if (deep_budget_bytes or deep_budget_requests) and not deep:
         raise click.UsageError("--deep-budget-bytes/-requests go with --deep")
-    if distributed and deep:
-        raise click.UsageError("--deep runs inline; it is not distributed yet")
+    if distributed and (deep_budget_bytes or deep_budget_requests):
+        raise click.UsageError(
+            "a distributed --deep crawl reads within each file's own budget; "
+            "--deep-budget-bytes/-requests are for inline crawls"
+        )
     if distributed or wait or budget:
         spec = {"endpoint": endpoint, "author": author, "search": search,
-                "tag": tag, "budget": budget, "full": full}  # fmt: skip
+                "tag": tag, "budget": budget, "full": full, "deep": deep}  # fmt: skip
         _check_distributed(distributed, limit, max_pages, rate, budget)
         enqueued = [_enqueue_one(name, db, spec, wait=wait, as_json=as_json)
                     for name in names]  # fmt: skip

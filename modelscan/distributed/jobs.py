@@ -51,6 +51,8 @@ from modelscan.registry.base import (
     CrawlSteps,
     Host,
 )
+from modelscan.registry.deep import Deep, read_files
+from modelscan.registry.http import HttpClient
 from modelscan.registry.parsing import utcnow
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class CrawlSpec:
     tag: str | None = None
     budget: str | None = None  # "N/SECONDS" for every bucket; None: the host's own
     full: bool = False
+    deep: bool = False  # also fingerprint the listed model files remotely
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a message argument."""
@@ -218,8 +221,14 @@ class Worker:
         """The crawl steps of one task, with counters of their own."""
         host = self.host(spec, key)
         stats = CrawlStats(host=spec.host, run_id=run_id)
+        deep = None
+        if spec.deep:  # file reads: a client of their own, outside the API budget
+            state = RunState(self.redis, self.prefix, run_id)
+            deep = Deep(HttpClient(f"{spec.host} files",
+                                   token_env=host.client.token_env),
+                        claim=state.claim_blob)  # fmt: skip
         return CrawlSteps(host, self.store(), run_id, stats, None, 1, utcnow,
-                          host.client.requests)  # fmt: skip
+                          host.client.requests, deep)  # fmt: skip
 
 
 # --- the jobs -----------------------------------------------------------------------
@@ -276,8 +285,10 @@ def _list(
     listings, next_cursor, _ = steps.fetch_listings(cursor, None)
     ready, todo = steps.split(listings)
     parsed = len({item.host_id for item in listings})
-    steps.save([item for i, item in enumerate(listings) if i in ready],
-               next_cursor, parsed)  # fmt: skip
+    saved = [item for i, item in enumerate(listings) if i in ready]
+    steps.save(saved, next_cursor, parsed)
+    if steps.deep is not None:
+        read_files(steps, steps.deep, list(dict.fromkeys(i.host_id for i in saved)))
     children = [listings[i] for i in todo]
     state.add([item_key(item) for item in children]
               + ([page_key(next_cursor)] if next_cursor else []))  # fmt: skip
@@ -334,6 +345,8 @@ def _complete(
         cursor_key=None,
         seen_at=utcnow(),
     )
+    if steps.deep is not None:
+        read_files(steps, steps.deep, [result.host_id])
     stats = steps.stats
     stats.new += counts.new
     stats.changed += counts.changed

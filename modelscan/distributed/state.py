@@ -65,6 +65,11 @@ class RunState:
         value = self.redis.get(f"{self.key}:spec")
         return None if value is None else dict(json.loads(value))
 
+    def claim_blob(self, sha256: str) -> bool:
+        """True for the one task that gets to read ``sha256`` in this run."""
+        key = f"{self.key}:reading:{sha256}"
+        return bool(self.redis.set(key, 1, nx=True, ex=EXPIRE))
+
     def add(self, keys: list[str]) -> None:
         """Register tasks about to be enqueued (before the parent finishes)."""
         if keys:

@@ -9,55 +9,24 @@ skip the impostor, and not read anything again on the next run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hubworld import WEIGHT_REPOS, write_weights_world
 from indexrows import query
 from replay import ReplayServer
 
 from modelscan.cli import cli
 from modelscan.scanner.fingerprint import fingerprint
 
-REPOS = ("modelscan-tests/minilm-reupload", "modelscan-tests/minilm-mirror")
-SHA = "9c1b2c0e5d3a4f60718293a4b5c6d7e8f9a0b1c2"
-IMPOSTOR = b"not weights at all, " * 4000
-
-
-def _record(repo_id: str, files: dict[str, bytes]) -> dict[str, Any]:
-    siblings: list[dict[str, Any]] = [{"rfilename": "README.md"}]
-    for name, data in files.items():
-        lfs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-               "pointerSize": 134}  # fmt: skip
-        siblings.append({"rfilename": name, "lfs": lfs})
-    return {
-        "_id": hashlib.sha256(repo_id.encode()).hexdigest()[:24], "id": repo_id,
-        "modelId": repo_id, "author": repo_id.split("/")[0], "sha": SHA,
-        "lastModified": "2025-03-01T00:00:00.000Z", "private": False,
-        "gated": False, "disabled": False, "downloads": 1, "likes": 0,
-        "tags": ["safetensors"], "siblings": siblings,
-    }  # fmt: skip
-
 
 @pytest.fixture
 def world(tmp_path: Path, model_files: dict[str, Path]) -> Path:
     """A Hub of two repos holding MiniLM, one of them an impostor file too."""
     root = tmp_path / "hosts"
-    weights = model_files["minilm"].read_bytes()
-    for repo_id in REPOS:
-        files = {"model.safetensors": weights}
-        if repo_id == REPOS[0]:
-            files["pytorch_model.bin"] = IMPOSTOR
-        path = root / "huggingface" / "api" / "models" / f"{repo_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_record(repo_id, files)))
-        for name, data in files.items():
-            target = root / "huggingface" / repo_id / "resolve" / SHA / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+    write_weights_world(root, model_files["minilm"].read_bytes())
     return root
 
 
@@ -86,8 +55,8 @@ def test_deep_crawl_fingerprints_each_listed_blob_once(
     by_name = {t.name: t.sketch for t in local.tensors}
     assert 0 < len(sketched) <= 32
     assert all(bytes(v) == by_name[k] for k, v in sketched.items())
-    reads = server.count(rf"/huggingface/{REPOS[0]}/resolve/") + server.count(
-        rf"/huggingface/{REPOS[1]}/resolve/.*model.safetensors"
+    reads = server.count(rf"/huggingface/{WEIGHT_REPOS[0]}/resolve/") + server.count(
+        rf"/huggingface/{WEIGHT_REPOS[1]}/resolve/.*model.safetensors"
     )
     assert reads <= 40 + 2  # one blob's budget, plus the impostor's first range
     assert hf["deep_bytes"] < 2 * 2**20

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
-from hubworld import write_world
+from hubworld import write_weights_world, write_world
 from replay import ReplayServer
 from sqlalchemy import Connection, text
 
@@ -303,3 +303,40 @@ def test_waiting_without_any_worker_ends_in_one_line(
             os.environ.pop(name, None)
     ((status,),) = rows(db, "SELECT status FROM crawl_runs")
     assert status == "running"
+
+
+def test_a_distributed_deep_crawl_reads_what_an_inline_one_reads(
+    tmp_path: Path,
+    model_files: dict[str, Path],
+    index_urls: tuple[str, str],
+) -> None:
+    """--deep through workers: the same blob fingerprints as inline, each read once."""
+    root = tmp_path / "weights-hosts"
+    write_weights_world(root, model_files["minilm"].read_bytes())
+    inline_db, distributed_db = index_urls
+    blobs = ("SELECT sha256, format, structure_id, tensor_count, fingerprinted_at "
+             "IS NOT NULL FROM blobs")  # fmt: skip
+    sketches = "SELECT count(*) FROM tensors WHERE sketch IS NOT NULL"
+    with ReplayServer(root) as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(HF_ENDPOINT=server.base("huggingface"), HF_HUB_DISABLE_TELEMETRY="1",
+                   HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
+                   MODELSCAN_QUEUE=f"test-{uuid.uuid4().hex[:10]}",
+                   MODELSCAN_DATABASE_URL=distributed_db)  # fmt: skip
+        assert crawl(env, inline_db, "--deep").exit_code == 0
+        clear_redis(distributed_db)
+        group = Workers(env, tmp_path)
+        try:
+            group.start()
+            server.reset()
+            result = crawl(env, distributed_db, "--deep", "--distributed", "--wait",
+                           "--json")  # fmt: skip
+        finally:
+            group.stop()
+        reads = server.count(r"/resolve/[^?]*model\.safetensors")
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(result.stdout)["hosts"]
+    assert (summary["deep_files"], summary["deep_skipped"]) == (1, 1)
+    assert rows(distributed_db, blobs) == rows(inline_db, blobs)
+    assert rows(distributed_db, sketches) == rows(inline_db, sketches) != {(0,)}
+    assert 0 < reads <= 40  # one blob, read once, within one file's budget
