@@ -401,6 +401,30 @@ def minilm_conversions(minilm: Path, folder: Path) -> dict[str, Path]:
     return out
 
 
+def minilm_derivatives(minilm: Path, folder: Path) -> dict[str, Path]:
+    """A noisy fine-tune and a shuffled (unrelated) copy of the MiniLM weights."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    weights = load_file(str(minilm))
+    rng = np.random.default_rng(42)
+    noisy, shuffled = {}, {}
+    for name, v in weights.items():
+        if v.dtype.kind == "f" and v.ndim >= 2:
+            scale = 0.05 * float(v.std())
+            noisy[name] = (v + scale * rng.standard_normal(v.shape)).astype(v.dtype)
+            shuffled[name] = rng.permutation(v.ravel()).reshape(v.shape)
+        else:
+            noisy[name] = shuffled[name] = v
+    out = {
+        "minilm_noisy": folder / "noisy.safetensors",
+        "minilm_shuffled": folder / "shuffled.safetensors",
+    }
+    save_file(noisy, str(out["minilm_noisy"]))
+    save_file(shuffled, str(out["minilm_shuffled"]))
+    return out
+
+
 def _write_gguf(path: Path, arrays: dict[str, Any], *, quantized: bool) -> None:
     import gguf
 

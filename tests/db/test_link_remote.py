@@ -15,11 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from lineage_world import DAY, T0, hf, remote, save
-from rangeserver import RangeServer, minilm_conversions
-from safetensors.numpy import load_file, save_file
+from rangeserver import RangeServer, minilm_conversions, minilm_derivatives
 from sqlalchemy import select
 
 from modelscan.db.store import Store
@@ -46,27 +44,6 @@ EXPECTED = {
 }
 
 
-def _derived(minilm: Path, folder: Path) -> dict[str, Path]:
-    """A noisy fine-tune and a shuffled (unrelated) copy of the MiniLM weights."""
-    weights = load_file(str(minilm))
-    rng = np.random.default_rng(42)
-    noisy, shuffled = {}, {}
-    for name, v in weights.items():
-        if v.dtype.kind == "f" and v.ndim >= 2:
-            scale = 0.05 * float(v.std())
-            noisy[name] = (v + scale * rng.standard_normal(v.shape)).astype(v.dtype)
-            shuffled[name] = rng.permutation(v.ravel()).reshape(v.shape)
-        else:
-            noisy[name] = shuffled[name] = v
-    out = {
-        "minilm_noisy": folder / "noisy.safetensors",
-        "minilm_shuffled": folder / "shuffled.safetensors",
-    }
-    save_file(noisy, str(out["minilm_noisy"]))
-    save_file(shuffled, str(out["minilm_shuffled"]))
-    return out
-
-
 @pytest.fixture(scope="module")
 def remote_fps(
     model_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
@@ -75,7 +52,7 @@ def remote_fps(
     folder = tmp_path_factory.mktemp("remote-link")
     files = {"minilm": model_files["minilm"]}
     files.update(minilm_conversions(model_files["minilm"], folder))
-    files.update(_derived(model_files["minilm"], folder))
+    files.update(minilm_derivatives(model_files["minilm"], folder))
     with RangeServer() as srv:
         for key in ORDER:
             srv.add(f"o/{key}", files[key].name, files[key])
