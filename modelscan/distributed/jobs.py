@@ -222,11 +222,17 @@ class Worker:
         host = self.host(spec, key)
         stats = CrawlStats(host=spec.host, run_id=run_id)
         deep = None
-        if spec.deep:  # file reads: a client of their own, outside the API budget
+        if spec.deep:  # file reads: the host's resolves count in its resolver
+            # bucket; the CDN's range requests (no /resolve/ in them) in none
             state = RunState(self.redis, self.prefix, run_id)
-            deep = Deep(HttpClient(f"{spec.host} files",
-                                   token_env=host.client.token_env),
-                        claim=state.claim_blob)  # fmt: skip
+            own = host.client.budget
+            limits = getattr(own, "limits", {})
+            resolver = {k: v for k, v in limits.items() if k == "resolve"}
+            files_budget = RedisBudget(self.redis, spec.host, host.client.token,
+                                       resolver, prefix=self.prefix)  # fmt: skip
+            files = HttpClient(f"{spec.host} files", token_env=host.client.token_env,
+                               budget=files_budget)  # fmt: skip
+            deep = Deep(files, claim=state.claim_blob)
         return CrawlSteps(host, self.store(), run_id, stats, None, 1, utcnow,
                           host.client.requests, deep)  # fmt: skip
 
