@@ -75,16 +75,26 @@ def weights_record(repo_id: str, files: dict[str, bytes]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def write_weight_repo(
+    root: Path, repo_id: str, files: dict[str, bytes], *, author: str | None = None
+) -> None:
+    """One Hub repo holding ``files``, its record and its ``/resolve/`` bytes."""
+    record = weights_record(repo_id, files)
+    if author is not None:
+        record["author"] = author
+    path = root / "huggingface" / "api" / "models" / f"{repo_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    for name, data in files.items():
+        target = root / "huggingface" / repo_id / "resolve" / WEIGHTS_SHA / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
 def write_weights_world(root: Path, weights: bytes) -> None:
     """Two repos holding ``weights`` (the first also an impostor ``.bin``)."""
     for repo_id in WEIGHT_REPOS:
         files = {"model.safetensors": weights}
         if repo_id == WEIGHT_REPOS[0]:
             files["pytorch_model.bin"] = IMPOSTOR
-        path = root / "huggingface" / "api" / "models" / f"{repo_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(weights_record(repo_id, files)))
-        for name, data in files.items():
-            target = root / "huggingface" / repo_id / "resolve" / WEIGHTS_SHA / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        write_weight_repo(root, repo_id, files)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hubworld import WEIGHTS_SHA, weights_record
+from hubworld import write_weight_repo
 from indexrows import query
 from rangeserver import minilm_conversions, minilm_derivatives
 from replay import ReplayServer
@@ -47,16 +47,9 @@ def world(tmp_path: Path, model_files: dict[str, Path]) -> Path:
             files[f"o/{key}"] = path
     root = tmp_path / "hosts"
     for repo_id, path in files.items():
-        data = path.read_bytes()
-        record = weights_record(repo_id, {path.name: data})
         base = path == model_files["minilm"]
-        record["author"] = "original" if base else "uploader-" + repo_id[-6:]
-        out = root / "huggingface" / "api" / "models" / f"{repo_id}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record))
-        target = root / "huggingface" / repo_id / "resolve" / WEIGHTS_SHA / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        author = "original" if base else "uploader-" + repo_id[-6:]
+        write_weight_repo(root, repo_id, {path.name: path.read_bytes()}, author=author)
     return root
 
 
