@@ -101,6 +101,12 @@ HOST_NAMES = tuple(HOST_PREFIXES)
     help="With --deep: stop reading files after N requests in the run.",
 )
 @click.option(
+    "--link",
+    "then_link",
+    is_flag=True,
+    help="With --distributed: a worker runs `modelscan link` when the crawl is done.",
+)
+@click.option(
     "--distributed",
     is_flag=True,
     help="Enqueue the crawl for `modelscan worker` processes instead of running it.",
@@ -132,6 +138,7 @@ def crawl(
     deep: bool,
     deep_budget_bytes: int | None,
     deep_budget_requests: int | None,
+    then_link: bool,
     distributed: bool,
     wait: bool,
     budget: str | None,
@@ -166,9 +173,13 @@ def crawl(
             "a distributed --deep crawl reads within each file's own budget; "
             "--deep-budget-bytes/-requests are for inline crawls"
         )
+    if then_link and not distributed:
+        raise click.UsageError("--link goes with --distributed; inline, run "
+                               "`modelscan link` after the crawl")  # fmt: skip
     if distributed or wait or budget:
         spec = {"endpoint": endpoint, "author": author, "search": search,
-                "tag": tag, "budget": budget, "full": full, "deep": deep}  # fmt: skip
+                "tag": tag, "budget": budget, "full": full, "deep": deep,
+                "link": then_link}  # fmt: skip
         _check_distributed(distributed, limit, max_pages, rate, budget)
         enqueued = [_enqueue_one(name, db, spec, wait=wait, as_json=as_json)
                     for name in names]  # fmt: skip

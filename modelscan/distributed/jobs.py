@@ -64,6 +64,7 @@ TOKEN_VARS = {  # host -> (variable of several tokens, variable of one)
     "replicate": ("REPLICATE_API_TOKENS", "REPLICATE_API_TOKEN"),
 }
 FIRST_PAGE = "page:(first)"
+LINK_LEASE = 6 * 3600  # seconds a link run may hold its lock before it is freed
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ class CrawlSpec:
     budget: str | None = None  # "N/SECONDS" for every bucket; None: the host's own
     full: bool = False
     deep: bool = False  # also fingerprint the listed model files remotely
+    link: bool = False  # run `link` on the index once the crawl is done
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a message argument."""
@@ -375,7 +377,28 @@ def finish(spec: CrawlSpec, worker: Worker, run_id: int) -> None:
         counts = state.counts()
     status = "failed" if failure else "ok"
     worker.store().finish_run(run_id, status=status, stats=counts)
+    if spec.link:  # before the close, so a waiter sees the run end after it
+        run_link(spec, worker)
     state.close(status)
+
+
+def run_link(spec: CrawlSpec, worker: Worker) -> None:
+    """Run the incremental ``link`` over the index, one worker of the index at once.
+
+    Another worker linking the same index (a crawl of another host finishing)
+    makes this one a no-op: link is incremental, and that run or the next takes
+    in what this crawl added.
+    """
+    from modelscan.lineage.infer import link
+
+    worker.check(spec)
+    key = f"{worker.prefix}:linking"
+    if not worker.redis.set(key, 1, nx=True, ex=LINK_LEASE):
+        return
+    try:
+        link(worker.store())
+    finally:
+        worker.redis.delete(key)
 
 
 def _count(state: RunState, steps: CrawlSteps) -> None:

@@ -310,7 +310,7 @@ def test_a_distributed_deep_crawl_reads_what_an_inline_one_reads(
     model_files: dict[str, Path],
     index_urls: tuple[str, str],
 ) -> None:
-    """--deep through workers: the same blob fingerprints as inline, each read once."""
+    """--deep --link through workers: inline's fingerprints and edges, one read."""
     root = tmp_path / "weights-hosts"
     write_weights_world(root, model_files["minilm"].read_bytes())
     inline_db, distributed_db = index_urls
@@ -324,13 +324,15 @@ def test_a_distributed_deep_crawl_reads_what_an_inline_one_reads(
                    MODELSCAN_QUEUE=f"test-{uuid.uuid4().hex[:10]}",
                    MODELSCAN_DATABASE_URL=distributed_db)  # fmt: skip
         assert crawl(env, inline_db, "--deep").exit_code == 0
+        linked = CliRunner().invoke(cli, ["link", "--db", inline_db], env=env)
+        assert linked.exit_code == 0, linked.output
         clear_redis(distributed_db)
         group = Workers(env, tmp_path)
         try:
             group.start()
             server.reset()
-            result = crawl(env, distributed_db, "--deep", "--distributed", "--wait",
-                           "--json")  # fmt: skip
+            result = crawl(env, distributed_db, "--deep", "--link", "--distributed",
+                           "--wait", "--json")  # fmt: skip
         finally:
             group.stop()
         reads = server.count(r"/resolve/[^?]*model\.safetensors")
@@ -340,3 +342,8 @@ def test_a_distributed_deep_crawl_reads_what_an_inline_one_reads(
     assert rows(distributed_db, blobs) == rows(inline_db, blobs)
     assert rows(distributed_db, sketches) == rows(inline_db, sketches) != {(0,)}
     assert 0 < reads <= 40  # one blob, read once, within one file's budget
+    edges = ("SELECT r.host_id, l.parent_ref, l.relation, l.source FROM lineage l "
+             "JOIN repos r ON r.id = l.child_repo_id")  # fmt: skip
+    found = rows(distributed_db, edges)
+    assert found == rows(inline_db, edges)
+    assert any(source == "identical-hash" for *_, source in found)  # the two copies
