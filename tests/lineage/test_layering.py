@@ -73,7 +73,11 @@ def test_architecture_names_files_that_exist() -> None:
     named |= set(
         re.findall(r"(?<![\w/])((?:cli|lineage|db|registry|scanner)/[\w/]+\.py)", text)
     )
-    prefixes = {"cli/": "modelscan/cli/", "lineage/": "modelscan/lineage/"}
+    prefixes = {
+        "cli/": "modelscan/cli/",
+        "lineage/": "modelscan/lineage/",
+        "distributed/": "modelscan/distributed/",
+    }
     missing = []
     for path in sorted(named):
         full = next(
