@@ -24,11 +24,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from modelscan.errors import FormatError, HostError, UnknownFormat
 from modelscan.records import Fingerprint
-from modelscan.registry.http import HttpClient
+from modelscan.registry.http import Budget, HttpClient
 
 if TYPE_CHECKING:
     from modelscan.registry.base import CrawlSteps
@@ -70,6 +70,25 @@ class Deep:
     budget_bytes: int | None = None
     budget_requests: int | None = None
     claim: Callable[[str], bool] | None = None
+
+    @classmethod
+    def for_host(
+        cls,
+        host_client: HttpClient,
+        *,
+        budget: Budget | None = None,
+        **options: Any,
+    ) -> Deep:
+        """File reads for a host: a client of their own (the CDN is not the API).
+
+        Args:
+            host_client: the host's API client (its name and token variable).
+            budget: a shared budget for the reads (the Hub's resolver bucket).
+            **options: ``budget_bytes``, ``budget_requests``, ``claim``.
+        """
+        files = HttpClient(f"{host_client.host} files",
+                           token_env=host_client.token_env, budget=budget)  # fmt: skip
+        return cls(files, **options)
 
     def spent(self, files: int, requests: int, read: int) -> bool:
         """Whether the run's budget is used up."""

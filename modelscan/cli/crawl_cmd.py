@@ -279,7 +279,6 @@ def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool
     from modelscan.registry import make_host
     from modelscan.registry.base import CrawlStats, crawl
     from modelscan.registry.deep import Deep
-    from modelscan.registry.http import HttpClient
 
     try:
         host = make_host(name, **options)
@@ -294,8 +293,8 @@ def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool
     hint = None
     reader = None
     if deep is not None:  # file reads get a client of their own (CDN, no API pace)
-        files = HttpClient(f"{name} files", token_env=host.client.token_env)
-        reader = Deep(files, budget_bytes=deep[0], budget_requests=deep[1])
+        reader = Deep.for_host(host.client, budget_bytes=deep[0],
+                               budget_requests=deep[1])  # fmt: skip
     with _Progress(name, enabled=not as_json and sys.stderr.isatty()) as bar:
         try:
             crawl(host, store, limit=limit, max_pages=max_pages, full=full,

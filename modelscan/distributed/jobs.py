@@ -52,7 +52,6 @@ from modelscan.registry.base import (
     Host,
 )
 from modelscan.registry.deep import Deep, read_files
-from modelscan.registry.http import HttpClient
 from modelscan.registry.parsing import utcnow
 
 logger = logging.getLogger(__name__)
@@ -232,9 +231,8 @@ class Worker:
             resolver = {k: v for k, v in limits.items() if k == "resolve"}
             files_budget = RedisBudget(self.redis, spec.host, host.client.token,
                                        resolver, prefix=self.prefix)  # fmt: skip
-            files = HttpClient(f"{spec.host} files", token_env=host.client.token_env,
-                               budget=files_budget)  # fmt: skip
-            deep = Deep(files, claim=state.claim_blob)
+            deep = Deep.for_host(host.client, budget=files_budget,
+                                 claim=state.claim_blob)  # fmt: skip
         return CrawlSteps(host, self.store(), run_id, stats, None, 1, utcnow,
                           host.client.requests, deep)  # fmt: skip
 
