@@ -124,6 +124,9 @@ class HostRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    # who runs the host and under which country's law (modelscan/hostinfo.py)
+    operator: Mapped[str | None] = mapped_column(String(256))
+    country: Mapped[str | None] = mapped_column(String(64))
 
 
 class RepoRow(Base):
@@ -144,8 +147,10 @@ class RepoRow(Base):
     url: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(128))
     license: Mapped[str | None] = mapped_column(String(128))
-    downloads: Mapped[int | None] = mapped_column(BigInteger)
+    downloads: Mapped[int | None] = mapped_column(BigInteger)  # as the host counts
+    downloads_all_time: Mapped[int | None] = mapped_column(BigInteger)
     likes: Mapped[int | None] = mapped_column(BigInteger)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # createdAt
     revision: Mapped[str | None] = mapped_column(String(128))  # the head seen last
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # host's word
     status: Mapped[str] = mapped_column(String(32))  # live|gated|gone|taken_down|...
@@ -269,6 +274,8 @@ class FileRow(Base):
     last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
     gone_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     extra: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # the host's date for this content at this path (DESIGN.md section 5)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class LineageRow(Base):

@@ -130,6 +130,10 @@ class AuthRequired(HostError):
 # --- db ------------------------------------------------------------------------------
 
 
+class ConfigError(ModelscanError):
+    """A configuration file (the hosts' jurisdictions override) cannot be used."""
+
+
 class StoreError(ModelscanError):
     """The index could not be opened, migrated or written."""
 

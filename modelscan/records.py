@@ -244,6 +244,9 @@ class RemoteFile:
         default_factory=dict
     )  # other published hashes, our names
     extra: dict[str, Any] = field(default_factory=dict)  # scan results, file type, ...
+    # the host's own date for when this content appeared at this path (HF: the
+    # commit that last touched the file; Civitai: the version's publishedAt)
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,3 +279,5 @@ class Listing:
     files: tuple[RemoteFile, ...] = ()
     lineage: tuple[LineageRef, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    published_at: datetime | None = None  # the host's creation date of the repo
+    downloads_all_time: int | None = None  # HF downloadsAllTime, Civitai downloadCount

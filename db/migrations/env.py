@@ -8,9 +8,11 @@ and uses ``MODELSCAN_DATABASE_URL`` or the default index.
 from __future__ import annotations
 
 from alembic import context
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from modelscan.db.engine import WRITE_OPTION, default_url, make_engine
+from modelscan.db.schema_views import create_views, drop_views
 from modelscan.db.tables import Base
 
 # Any constant shared by every modelscan process: concurrent first runs against one
@@ -33,7 +35,11 @@ def _configure(connection: Connection) -> None:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK}
             )
+        drop_views(connection)  # views follow head: see db/schema_views.py
         context.run_migrations()
+        heads = set(ScriptDirectory.from_config(config).get_heads())
+        if set(context.get_context().get_current_heads()) == heads:
+            create_views(connection)
 
 
 def run_offline() -> None:

@@ -1,16 +1,15 @@
-"""Initial schema: catalog, blobs, occurrences, lineage, crawl tables, public views.
+"""Initial schema: catalog, blobs, occurrences, lineage and crawl tables.
 
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 
 Written out in full (no imports from modelscan.db.tables) so that later changes to
-the table definitions never change what this revision does.
+the table definitions never change what this revision does. The views are not
+created here: env.py creates them at head from db/views (db/schema_views.py).
 """
 
 from __future__ import annotations
-
-from importlib import resources
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +19,6 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-VIEWS = ("blob_copies", "repo_summary", "blob_identity")  # creation order
 HASH = sa.String(64)
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -54,19 +52,11 @@ def _sparse_indexes(table: str, *columns: str) -> None:
             )
 
 
-def _view_sql(name: str) -> str:
-    return (
-        resources.files("modelscan.db").joinpath(f"views/{name}.sql").read_text("utf-8")
-    )
-
-
 def upgrade() -> None:
     _create_catalog_tables()
     _create_blob_tables()
     _create_occurrence_tables()
     _create_crawl_tables()
-    for name in VIEWS:
-        op.execute(_view_sql(name))
 
 
 def _create_catalog_tables() -> None:
@@ -321,8 +311,6 @@ def _create_crawl_tables() -> None:
 
 
 def downgrade() -> None:
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW IF EXISTS {name}")
     for table in (
         "events",
         "crawl_errors",

@@ -1,50 +1,27 @@
-"""Spread and lineage views.
-
-spread_family_files, spread_survival, spread_copies, spread_hosts,
-spread_derivatives, lineage_edges.
+"""Spread and lineage views (now created at head by env.py: this step is empty).
 
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27
 
-Views only: the tables of 0001 hold everything ``modelscan link`` writes (edges in
-``lineage``, its watermark in ``crawl_state``). The SQL is in db/views/*.sql,
-portable to SQLite and PostgreSQL.
+This revision created spread_family_files, spread_survival, spread_copies,
+spread_hosts, spread_derivatives and lineage_edges from db/views/*.sql. Since
+0004 every view is created once the index reaches head and dropped before any
+migration runs (db/schema_views.py), so a view's SQL never meets an older
+schema; the revision stays so that indexes stamped 0002 keep their history.
 """
 
 from __future__ import annotations
-
-from importlib import resources
-
-from alembic import op
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# Creation order: each view only reads tables and the views before it.
-VIEWS = (
-    "spread_family_files",
-    "spread_survival",
-    "spread_copies",
-    "spread_hosts",
-    "spread_derivatives",
-    "lineage_edges",
-)
-
-
-def _view_sql(name: str) -> str:
-    return (
-        resources.files("modelscan.db").joinpath(f"views/{name}.sql").read_text("utf-8")
-    )
-
 
 def upgrade() -> None:
-    for name in VIEWS:
-        op.execute(_view_sql(name))
+    """Nothing: the views are created at head."""
 
 
 def downgrade() -> None:
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW IF EXISTS {name}")
+    """Nothing: the views were dropped before the migrations ran."""
