@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 
 LOCAL_HOST = "local"  # the user's own files (``fingerprint --save``): no host
 # Reference prefix of each host in modelscan.registry.HOSTS (tests check the keys).
-HOST_PREFIXES = {"huggingface": "hf", "civitai": "civitai", "replicate": "replicate"}
+HOST_PREFIXES = {"huggingface": "hf", "civitai": "civitai", "replicate": "replicate",
+                 "ollama": "ollama", "modelscope": "modelscope"}  # fmt: skip
 PREFIX_HOSTS = {
     **{host: host for host in HOST_PREFIXES},
     **{prefix: host for host, prefix in HOST_PREFIXES.items()},
@@ -34,6 +35,8 @@ HOST_SITES = {
     "huggingface": "https://huggingface.co",
     "civitai": "https://civitai.com/models",
     "replicate": "https://replicate.com",
+    "ollama": "https://ollama.com",
+    "modelscope": "https://www.modelscope.cn/models",
 }
 URL_HOSTS = {
     "huggingface.co": "huggingface",

@@ -15,13 +15,25 @@ from typing import Unpack
 
 from modelscan.registry.base import Host, HostOptions
 from modelscan.registry.civitai import CivitaiHost
+from modelscan.registry.civitai_byhash import CivitaiByHashHost
 from modelscan.registry.huggingface import HuggingFaceHost
+from modelscan.registry.modelscope import ModelScopeHost
+from modelscan.registry.ollama import OllamaHost
 from modelscan.registry.replicate import ReplicateHost
 
-HOSTS: dict[str, type[HuggingFaceHost] | type[CivitaiHost] | type[ReplicateHost]] = {
+HostClass = (
+    type[HuggingFaceHost]
+    | type[CivitaiHost]
+    | type[ReplicateHost]
+    | type[OllamaHost]
+    | type[ModelScopeHost]
+)
+HOSTS: dict[str, HostClass] = {
     "huggingface": HuggingFaceHost,
     "civitai": CivitaiHost,
     "replicate": ReplicateHost,
+    "ollama": OllamaHost,
+    "modelscope": ModelScopeHost,
 }
 
 
@@ -30,13 +42,15 @@ def make_host(name: str, **options: Unpack[HostOptions]) -> Host:
 
     Args:
         name: a key of :data:`HOSTS`.
-        **options: endpoint, rate, author, search, tag, sleep, token, budget
+        **options: endpoint, rate, author, search, tag, sleep, token, budget,
+            names (Ollama), by_hash and hashes (Civitai)
             (:class:`~modelscan.registry.base.HostOptions` says what each is).
 
     Raises:
         KeyError: unknown host name.
         TypeError: an option no host takes.
-        ValueError: a filter the host does not support.
+        ValueError: a filter the host does not support, ``names`` for another
+            host than Ollama, ``by_hash`` for another than Civitai.
         AuthRequired: the host needs a token that is not set (Replicate).
     """
     try:
@@ -48,6 +62,12 @@ def make_host(name: str, **options: Unpack[HostOptions]) -> Host:
     unknown = sorted(set(options) - HostOptions.__optional_keys__)
     if unknown:
         raise TypeError(f"make_host() got unknown options: {', '.join(unknown)}")
+    if options.get("names") and name != "ollama":
+        raise ValueError("--model and --models-from name Ollama tags: --host ollama")
+    if options.get("by_hash"):
+        if name != "civitai":
+            raise ValueError("--by-hash asks Civitai: use it with --host civitai")
+        return CivitaiByHashHost.from_env(**options)
     return host_class.from_env(**options)
 
 

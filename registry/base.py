@@ -54,6 +54,9 @@ class HostOptions(TypedDict, total=False):
     sleep: Callable[[float], None] | None  # the waiting function (tests pass a fake)
     token: str | None  # instead of the host's variable (one of HF_TOKENS)
     budget: Budget | None  # a request budget shared with other workers
+    names: Sequence[str] | None  # Ollama: the tags to read (it lists nothing)
+    by_hash: bool | None  # Civitai: ask for the index's sha256s (``--by-hash``)
+    hashes: Sequence[str] | None  # with by_hash: the sha256s to ask
 
 
 def host_client(

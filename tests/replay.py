@@ -46,7 +46,7 @@ RECORDED_BASES = {  # recorded absolute URL -> host prefix on this server
     "https://civitai.com": "civitai",
     "https://api.replicate.com": "replicate",
 }
-CURSOR_KEYS = ("cursor", "page")
+CURSOR_KEYS = ("cursor", "page", "PageNumber")
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".h5", ".msgpack", ".onnx", ".pt",
                 ".pth", ".ckpt", ".ot", ".tflite", ".model", ".pkl")  # fmt: skip
 _VISIT = re.compile(r"_visit\d+$")
@@ -66,6 +66,8 @@ class Request:
     query: str
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)  # when it arrived
+    body: bytes = b""  # what a POST or PUT sent
+    method: str = "GET"
 
     @property
     def params(self) -> list[tuple[str, str]]:
@@ -211,10 +213,17 @@ class ReplayServer:
     # --- answering ----------------------------------------------------------------
 
     def answer(
-        self, host: str, path: str, query: str, headers: dict[str, str]
+        self,
+        host: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes = b"",
+        method: str = "GET",
     ) -> Answer:
         with self._lock:
-            self.requests.append(Request(host, path, query, headers))
+            self.requests.append(Request(host, path, query, headers, body=body,
+                                         method=method))  # fmt: skip
             fault = self._take_fault(f"/{host}{path}?{query}") or self._draw_chaos()
             bucket = "resolve" if "/resolve/" in path else "api"
             wait = self._over_budget(f"{headers.get('authorization', '')} {bucket}")
@@ -234,8 +243,12 @@ class ReplayServer:
         refused = self._refuse(host, path, headers)
         if refused is not None:
             return refused
-        status, out_headers, body = self._route(host, path, query)
-        if status == 200 and "range" in headers and "/resolve/" in path:
+        if method == "GET":
+            status, out_headers, body = self._route(host, path, query)
+        else:
+            status, out_headers, body = self._route_body(host, path, body)
+        ranged = "/resolve/" in path or host.endswith("-cdn")
+        if status == 200 and "range" in headers and ranged:
             status, out_headers, body = _ranged(headers["range"], out_headers, body)
         if fault is not None and fault.reset:
             return status, {**out_headers, RESET_HEADER: "1"}, body
@@ -335,7 +348,25 @@ class ReplayServer:
             return self._hf_tree(path, query)
         if host == "replicate" and path.endswith("/versions"):
             return self._replicate_versions(path)
+        if host == "civitai" and re.fullmatch(r"/api/v1/models/\d+", path):
+            return self._civitai_model(path)
         return self._not_found(host, path)
+
+    def _route_body(self, host: str, path: str, body: bytes) -> Answer:
+        """POST and PUT: Civitai's by-hash batch; a JSON body's page keys as query."""
+        try:
+            sent = json.loads(body or b"null")
+        except ValueError:
+            sent = None
+        if host == "civitai" and path == "/api/v1/model-versions/by-hash":
+            return self._civitai_by_hash(sent)
+        # ModelScope's list calls (PUT) carry their page in the body.
+        keys = ("PageNumber", "Path")
+        query = urlencode(
+            [(k, sent[k]) for k in keys if isinstance(sent, dict) and k in sent]
+        )
+        found = self.lookup(host, path, query)
+        return found if found is not None else self._not_found(host, path)
 
     def lookup(self, host: str, path: str, query: str) -> Answer | None:
         """Answer from recorded files, or None when nothing is recorded."""
@@ -393,6 +424,14 @@ class ReplayServer:
             return 404, headers, b'{"error":"Repository not found"}'
         if host == "civitai":
             return 404, headers, b'{"error":"Model not found"}'
+        if host == "ollama":  # the OCI distribution error shape
+            body = {"errors": [{"code": "MANIFEST_UNKNOWN",
+                                "message": "manifest unknown"}]}  # fmt: skip
+            return 404, headers, json.dumps(body).encode()
+        if host == "modelscope":
+            body = {"Code": 10010205001, "Message": "model not found",
+                    "Success": False}  # fmt: skip
+            return 404, headers, json.dumps(body).encode()
         return 404, headers, b'{"detail":"Not found.","status":404}'
 
     # --- Hugging Face answers built from the recorded model records ------------------
@@ -556,6 +595,69 @@ class ReplayServer:
         body = {"next": None, "previous": None, "results": [latest] if latest else []}
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
+    # --- Civitai answers built from the recorded models -----------------------------
+
+    def civitai_models(self) -> dict[int, dict[str, Any]]:
+        """The models of every recorded list page and model answer at this visit."""
+        folder = self.root / "civitai" / "api" / "v1"
+        out: dict[int, dict[str, Any]] = {}
+        stems = {
+            str(p.relative_to(folder)).removesuffix(".json")
+            for p in folder.rglob("*.json")
+            if not p.name.endswith(".meta.json") and "by-hash" not in str(p)
+        }
+        for stem in sorted({_VISIT.sub("", s) for s in stems}):
+            target = folder / stem
+            found = self._variant(target.parent, target.name)
+            if found is None or found[0] != 200:
+                continue
+            data = json.loads(found[2])
+            items = data.get("items") if isinstance(data, dict) else None
+            for item in items if isinstance(items, list) else [data]:
+                if isinstance(item, dict) and isinstance(item.get("id"), int):
+                    out.setdefault(item["id"], item)
+        return out
+
+    def _civitai_model(self, path: str) -> Answer:
+        """``/api/v1/models/{id}`` of a listed model (the list item is the record)."""
+        model = self.civitai_models().get(int(path.rsplit("/", 1)[1]))
+        if model is None:
+            return self._not_found("civitai", path)
+        return self._json_answer(model)
+
+    def _civitai_by_hash(self, sent: Any) -> Answer:
+        """The versions holding any of the SHA256s posted, in the by-hash shape.
+
+        civitai/civitai src/pages/api/v1/model-versions/by-hash/index.ts: a JSON
+        list of at most 100 SHA256 strings; the answer is a list of versions
+        shaped like GET /api/v1/model-versions/{id} (``modelId``, ``model``).
+        """
+        if (
+            not isinstance(sent, list)
+            or len(sent) > 100
+            or not all(isinstance(h, str) and len(h) == 64 for h in sent)
+        ):
+            body = {"error": "Request must include an array of SHA256 Hashes"}
+            return 400, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        wanted = {h.upper() for h in sent}
+        found = []
+        for model in self.civitai_models().values():
+            for version in model.get("modelVersions") or []:
+                shas = {(f.get("hashes") or {}).get("SHA256", "").upper()
+                        for f in version.get("files") or []}  # fmt: skip
+                if shas & wanted:
+                    keys = ("name", "type", "nsfw", "poi", "mode")
+                    summary = {k: model.get(k) for k in keys}
+                    found.append({**version, "modelId": model["id"], "model": summary})
+        return self._json_answer(found)
+
+    def _json_answer(self, data: Any) -> Answer:
+        body = json.dumps(data).encode()
+        if self.rewrite:
+            for recorded in ("https://civitai.com", "https://api.civitai.com"):
+                body = body.replace(recorded.encode(), self.base("civitai").encode())
+        return 200, {"Content-Type": "application/json"}, body
+
 
 def _ranged(value: str, headers: dict[str, str], body: bytes) -> Answer:
     """A 206 answer with the bytes of one ``Range: bytes=A-B`` (as file hosts give)."""
@@ -589,9 +691,9 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             host, _, rest = parts.path.lstrip("/").partition("/")
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, out_headers, body = server.answer(
-                host, "/" + rest, parts.query, headers
-            )
+            self._reply(*server.answer(host, "/" + rest, parts.query, headers))
+
+        def _reply(self, status: int, out_headers: dict[str, str], body: bytes) -> None:
             reset = out_headers.pop(RESET_HEADER, None) is not None
             self.send_response(status)
             for key, value in out_headers.items():
@@ -605,6 +707,22 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             self.wfile.write(body)
+
+        def _with_body(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            host, _, rest = parts.path.lstrip("/").partition("/")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            length = min(int(self.headers.get("Content-Length") or 0), 1 << 20)
+            sent = self.rfile.read(length) if length else b""
+            self._reply(
+                *server.answer(host, "/" + rest, parts.query, headers, sent, method)
+            )
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            self._with_body("POST")
+
+        def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+            self._with_body("PUT")
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass

@@ -41,6 +41,9 @@ def _no_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
         "HF_ENDPOINT",
         "MODELSCAN_CIVITAI_URL",
         "MODELSCAN_REPLICATE_URL",
+        "MODELSCOPE_API_TOKEN",
+        "MODELSCOPE_ENDPOINT",
+        "MODELSCAN_OLLAMA_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
