@@ -1,9 +1,9 @@
 """Fingerprint one model file: the only I/O in scanner/.
 
 Opens the file, sniffs its format from the magic bytes, lets the format's parser
-locate every tensor, then reads the file once (in parallel streams, see
-``hashing.py``) for the file hashes and the tensor digests, and reads each
-sketch window with one small positioned read.
+locate every tensor, then reads the file once (``reader.py``: one reader, a ring
+of buffers, one thread per digest) for the file hashes, the tensor digests and
+the sketch windows; only a strided view's window needs positioned reads.
 
 Example:
     >>> fp = fingerprint("model.safetensors")  # doctest: +SKIP
@@ -26,6 +26,7 @@ from modelscan.records import Fingerprint, TensorFingerprint
 from modelscan.scanner import hashing, identity
 from modelscan.scanner.claims import claims_from_metadata
 from modelscan.scanner.layout import Layout, TensorSpan
+from modelscan.scanner.reader import pump as reader_pump
 from modelscan.scanner.sniff import HEAD_BYTES, Format, detect_format, why_unknown
 
 THREADED_MIN_SIZE = 16 << 20  # below this, thread start-up costs more than it saves
@@ -48,6 +49,11 @@ class FileReader:
     def name(self) -> str:
         """The path, for messages."""
         return self._path
+
+    @property
+    def fd(self) -> int:
+        """The open descriptor (positioned reads only: no shared file offset)."""
+        return self._fd
 
     def read_at(self, offset: int, n: int) -> bytes:
         """Return exactly ``n`` bytes at ``offset`` or raise TruncatedFile."""
@@ -163,23 +169,28 @@ def _compute(
     path, size = reader.name, reader.size
     whole = hashing.Sha256Sink()
     autov1_window = hashing.WindowSink(hashing.AUTOV1_OFFSET, hashing.AUTOV1_LENGTH)
-    streams: list[tuple[int, int, list[hashing.Sink]]] = [
-        (0, size, [whole, autov1_window])
-    ]
     contiguous = [t for t in layout.tensors if t.strides is None]
     spans = hashing.SpanDigestSink(
         [(t.offset, t.offset + t.nbytes) for t in contiguous]
     )
+    windowed = [(t, w) for t in contiguous if (w := identity.sketch_window(t))]
+    sketches = hashing.RangeBytesSink([w for _t, w in windowed])
+    body = (
+        hashing.Sha256Sink(layout.body_offset)
+        if layout.body_offset is not None
+        else None
+    )
     extra = hashing.Blake3Crc32Sink() if all_hashes else None
-    second: list[hashing.Sink] = [spans] + ([extra] if extra else [])
-    if contiguous or extra:
-        streams.append((0, size, second))
-    body = hashing.Sha256Sink() if layout.body_offset is not None else None
-    if body is not None and layout.body_offset is not None:
-        streams.append((layout.body_offset, size, [body]))
+    # One lane (thread) per heavy digest; the cheap windows ride with SHA-256.
+    lanes: list[list[hashing.Sink]] = [[whole, autov1_window, sketches]]
+    lanes += [[sink] for sink in (spans, body, extra) if sink is not None]
     try:
-        hashing.run_streams(
-            path, streams, threaded=size >= THREADED_MIN_SIZE, progress=progress
+        reader_pump(
+            reader.fd,
+            size,
+            lanes,
+            threaded=size >= THREADED_MIN_SIZE,
+            progress=progress,
         )
     except OSError as exc:
         raise UnreadableFile(path, f"read failed: {exc.strerror or exc}") from exc
@@ -187,7 +198,8 @@ def _compute(
         raise TruncatedFile(path, str(exc)) from exc
 
     digests = dict(zip((id(t) for t in contiguous), spans.hexdigests(), strict=True))
-    tensors = tuple(_tensor_record(reader, t, digests) for t in layout.tensors)
+    seen = {id(t): sketches.value(i) for i, (t, _w) in enumerate(windowed)}
+    tensors = tuple(_tensor_record(reader, t, digests, seen) for t in layout.tensors)
     sha256 = whole.hexdigest()
     autov1 = hashlib.sha256(autov1_window.value()).hexdigest()[:8]
     autov3 = body.hexdigest() if body is not None else None
@@ -213,18 +225,28 @@ def _compute(
 
 
 def _tensor_record(
-    reader: FileReader, span: TensorSpan, digests: dict[int, str]
+    reader: FileReader,
+    span: TensorSpan,
+    digests: dict[int, str],
+    windows: dict[int, bytes | None],
 ) -> TensorFingerprint:
     digest = digests.get(id(span))
     if digest is None:
         digest = identity.strided_digest(reader.name, span)
+    raw = windows.get(id(span))
+    if raw is not None:  # the window streamed by: no second read
+        sketch = identity.sketch_from_window(span, raw)
+    elif span.numel < identity.SKETCH_MIN_NUMEL:
+        sketch = None
+    else:
+        sketch = identity.read_sketch(reader, span)
     return TensorFingerprint(
         name=span.name,
         dtype=span.dtype,
         shape=span.shape,
         nbytes=span.nbytes,
         digest=digest,
-        sketch=identity.read_sketch(reader, span),
+        sketch=sketch,
     )
 
 

@@ -1,15 +1,13 @@
-"""Streaming digests over byte ranges of a file, one reader thread per stream.
+"""The digest sinks that one read of a file feeds (see ``reader.py``).
 
-Every file-level hash of DESIGN.md section 4 is computed here, in one sequential
-pass. Independent streams (whole-file SHA-256, the safetensors body SHA-256 for
-AutoV3, the per-tensor BLAKE3 digests) each read the file through their own file
-descriptor into a reused 1 MiB buffer, in their own thread: hashlib and blake3
-release the GIL on large buffers, so on two cores the streams overlap instead of
-queueing behind one reader (slicing one shared memory map from several threads
-was measured slower).
+Every file-level hash of DESIGN.md section 4 is a sink here: whole-file SHA-256,
+the safetensors body SHA-256 for AutoV3 (a SHA-256 sink that starts at the
+body), whole-file BLAKE3 and CRC-32, the AutoV1 window, the per-tensor BLAKE3
+digests and the sketch windows. A sink's ``feed`` takes a memoryview of a
+shared buffer and never keeps it: it hashes, or copies the few bytes it needs.
 
 Example:
-    >>> import io, hashlib
+    >>> import hashlib
     >>> sink = Sha256Sink()
     >>> sink.feed(0, memoryview(b"hello"))
     >>> sink.hexdigest() == hashlib.sha256(b"hello").hexdigest()
@@ -19,19 +17,16 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import blake3
 
-CHUNK = 1 << 20  # 1 MiB reads: large enough that hashing dominates syscalls
-
 AUTOV1_OFFSET = 0x100000  # A1111 "old model hash": 64 KiB at offset 1 MiB
 AUTOV1_LENGTH = 0x10000
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+EMPTY_BLAKE3 = blake3.blake3(b"").hexdigest()
 
 
 class Sink(Protocol):
@@ -43,14 +38,18 @@ class Sink(Protocol):
 
 
 class Sha256Sink:
-    """SHA-256 of everything fed."""
+    """SHA-256 of everything fed from file offset ``start`` on (AutoV3: the body)."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: int = 0) -> None:
         self._h = hashlib.sha256()
+        self._start = start
 
     def feed(self, offset: int, data: memoryview) -> None:
-        """Hash the chunk."""
-        self._h.update(data)
+        """Hash the chunk (the part at or after ``start``)."""
+        if offset >= self._start:
+            self._h.update(data)
+        elif offset + len(data) > self._start:
+            self._h.update(data[self._start - offset :])
 
     def hexdigest(self) -> str:
         """Lower-case hex."""
@@ -94,100 +93,104 @@ class WindowSink:
         return b"".join(self._parts)
 
 
-class SpanDigestSink:
-    """BLAKE3 of each of many byte ranges of the stream (the tensors' data).
+class _SpanRouter:
+    """Routes each chunk's bytes to the byte ranges [start, end) it intersects.
 
-    Ranges may overlap (torch tensors sharing a storage); each gets its own hasher.
+    Ranges may overlap (torch tensors sharing a storage). Only the ranges open
+    at a chunk are visited, so the work per chunk does not grow with the
+    number of ranges already finished or not yet reached.
     """
 
     def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
-        self._spans = sorted(range(len(spans)), key=lambda i: spans[i][0])
         self._ranges = list(spans)
-        self._hashers = [blake3.blake3() for _ in spans]
-        self._next = 0  # index into self._spans of the first span not yet opened
+        self._order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+        self._next = 0  # index into self._order of the first range not yet opened
         self._open: list[int] = []
 
     def feed(self, offset: int, data: memoryview) -> None:
-        """Route the chunk's bytes to every range it intersects."""
+        """Hand the chunk's piece of every open range to ``_take``."""
         end = offset + len(data)
-        while self._next < len(self._spans):
-            i = self._spans[self._next]
-            if self._ranges[i][0] >= end:
+        ranges, order = self._ranges, self._order
+        while self._next < len(order):
+            i = order[self._next]
+            lo, hi = ranges[i]
+            if lo >= end:
                 break
-            self._open.append(i)
             self._next += 1
+            if lo >= hi:
+                self._close(i)  # empty: nothing to take
+            else:
+                self._open.append(i)
         still_open = []
         for i in self._open:
-            lo, hi = self._ranges[i]
+            lo, hi = ranges[i]
             a, b = max(lo, offset), min(hi, end)
             if a < b:
-                self._hashers[i].update(data[a - offset : b - offset])
+                self._take(i, data[a - offset : b - offset])
             if hi > end:
                 still_open.append(i)
+            else:
+                self._close(i)
         self._open = still_open
+
+    def _take(self, i: int, piece: memoryview) -> None:
+        raise NotImplementedError
+
+    def _close(self, i: int) -> None:
+        raise NotImplementedError
+
+
+class SpanDigestSink(_SpanRouter):
+    """BLAKE3 of each of many byte ranges of the stream (the tensors' data).
+
+    A hasher exists only while its range is open: memory stays flat however
+    many tensors a file lists (an empty range is the BLAKE3 of nothing).
+    """
+
+    def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
+        super().__init__(spans)
+        self._hex: list[str | None] = [None] * len(spans)
+        self._hashers: dict[int, blake3.blake3] = {}
+
+    def _take(self, i: int, piece: memoryview) -> None:
+        hasher = self._hashers.get(i)
+        if hasher is None:
+            hasher = self._hashers[i] = blake3.blake3()
+        hasher.update(piece)
+
+    def _close(self, i: int) -> None:
+        hasher = self._hashers.pop(i, None)
+        self._hex[i] = hasher.hexdigest() if hasher is not None else EMPTY_BLAKE3
 
     def hexdigests(self) -> list[str]:
         """One hex digest per range, in the order the ranges were given."""
-        return [h.hexdigest() for h in self._hashers]
+        out = []
+        for i, digest in enumerate(self._hex):
+            if digest is None:  # the stream ended inside or before the range
+                hasher = self._hashers.get(i)
+                digest = hasher.hexdigest() if hasher is not None else EMPTY_BLAKE3
+            out.append(digest)
+        return out
 
 
-def stream_range(
-    path: str | os.PathLike[str],
-    start: int,
-    end: int,
-    sinks: Sequence[Sink],
-    *,
-    progress: Callable[[int], object] | None = None,
-) -> None:
-    """Read bytes [start, end) of ``path`` once and feed every chunk to each sink."""
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        f.seek(start)
-        pos = start
-        while pos < end:
-            want = min(CHUNK, end - pos)
-            n = f.readinto(view[:want])
-            if not n:
-                raise EOFError(f"file shrank while reading: {pos} of {end} bytes")
-            chunk = view[:n]
-            for sink in sinks:
-                sink.feed(pos, chunk)
-            pos += n
-            if progress is not None:
-                progress(n)
+class RangeBytesSink(_SpanRouter):
+    """Keeps the bytes of a few small ranges (the sketch windows) as they stream by.
 
-
-def run_streams(
-    path: str | os.PathLike[str],
-    streams: Sequence[tuple[int, int, Sequence[Sink]]],
-    *,
-    threaded: bool,
-    progress: Callable[[int], object] | None = None,
-) -> None:
-    """Run each (start, end, sinks) stream; in parallel threads when ``threaded``.
-
-    Only the first stream reports progress (it covers the whole file).
+    ``value(i)`` is range ``i``'s bytes, None until the stream has passed it
+    whole, so a caller falls back to a positioned read for what it missed.
     """
-    if not threaded or len(streams) == 1:
-        for i, (start, end, sinks) in enumerate(streams):
-            stream_range(path, start, end, sinks, progress=progress if i == 0 else None)
-        return
-    errors: list[BaseException] = []
 
-    def work(start: int, end: int, sinks: Sequence[Sink], report: bool) -> None:
-        try:
-            stream_range(path, start, end, sinks, progress=progress if report else None)
-        except BaseException as exc:  # re-raised in the caller's thread below
-            errors.append(exc)
+    def __init__(self, spans: Sequence[tuple[int, int]]) -> None:
+        super().__init__(spans)
+        self._parts: dict[int, list[bytes]] = {}
+        self._done: dict[int, bytes] = {}
 
-    threads = [
-        threading.Thread(target=work, args=(s, e, k, i == 0), daemon=True)
-        for i, (s, e, k) in enumerate(streams)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    def _take(self, i: int, piece: memoryview) -> None:
+        self._parts.setdefault(i, []).append(bytes(piece))
+
+    def _close(self, i: int) -> None:
+        self._done[i] = b"".join(self._parts.pop(i, []))
+
+    def value(self, i: int) -> bytes | None:
+        """The bytes of range ``i`` once the stream has covered it."""
+        return self._done.get(i)

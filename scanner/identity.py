@@ -22,13 +22,17 @@ Example:
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import blake3
-import numpy as np
 
+from modelscan.scanner.ggml_types import GGML_TYPES
 from modelscan.scanner.layout import DTYPE_SIZES, FLOAT_DTYPES, RangeReader, TensorSpan
+
+if TYPE_CHECKING:  # numpy is imported only where a path needs it (start-up time)
+    import numpy as np
 
 SKETCH_LEN = 256
 SKETCH_MIN_NUMEL = 1024
@@ -93,6 +97,8 @@ def sketch_start(numel: int) -> int | None:
 
 def decode_floats(raw: bytes, dtype: str) -> np.ndarray:
     """Decode little-endian F64/F32/F16/BF16 bytes to float32."""
+    import numpy as np
+
     if dtype == "BF16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32)
@@ -101,48 +107,109 @@ def decode_floats(raw: bytes, dtype: str) -> np.ndarray:
 
 def to_sketch(values: np.ndarray) -> bytes:
     """Store a window as float16 LE bytes, clipping to float16's finite range."""
+    import numpy as np
+
     clipped = np.clip(np.nan_to_num(values.astype(np.float32)), -65504.0, 65504.0)
     return clipped.astype("<f2").tobytes()
 
 
-def read_sketch(reader: RangeReader, span: TensorSpan) -> bytes | None:
-    """Read and decode the sketch window of one tensor, or None if it has none."""
+_F16_MAX = 65504.0
+_STRUCT_CODES = {"F64": "d", "F32": "f", "F16": "e"}
+
+
+def sketch_of_floats(raw: bytes, dtype: str) -> bytes:
+    """:func:`to_sketch` of :func:`decode_floats` without numpy, byte for byte.
+
+    NaN becomes 0, anything beyond float16's range its largest finite value;
+    F64 rounds to float32 first, as numpy's ``astype(float32)`` does, and
+    struct's half-float packing rounds to nearest even, as numpy does.
+    """
+    n = len(raw) // DTYPE_SIZES[dtype]
+    if dtype == "BF16":
+        widened = [h << 16 for h in struct.unpack(f"<{n}H", raw)]
+        values = struct.unpack(f"<{n}f", struct.pack(f"<{n}I", *widened))
+    else:
+        values = struct.unpack(f"<{n}{_STRUCT_CODES[dtype]}", raw)
+    kept = [0.0 if v != v else min(max(v, -_F16_MAX), _F16_MAX) for v in values]
+    if dtype == "F64":
+        kept = list(struct.unpack(f"<{n}f", struct.pack(f"<{n}f", *kept)))
+    return struct.pack(f"<{n}e", *kept)
+
+
+def sketch_window(span: TensorSpan) -> tuple[int, int] | None:
+    """The file bytes [start, end) a contiguous tensor's sketch is read from.
+
+    None when the tensor has no sketch, or is a strided view (its window is
+    gathered element by element by :func:`read_sketch`).
+    """
     start = sketch_start(span.numel)
-    if start is None:
+    if start is None or span.strides is not None:
         return None
     if span.ggml_type is not None:
-        return _sketch_quantized(reader, span, span.ggml_type, start)
+        known = GGML_TYPES.get(span.ggml_type)
+        if known is None:
+            return None
+        _name, block, type_size = known
+        first = start // block
+        last = math.ceil((start + SKETCH_LEN) / block)
+        return span.offset + first * type_size, span.offset + last * type_size
     if span.dtype not in FLOAT_DTYPES:
         return None
     size = DTYPE_SIZES[span.dtype]
-    if span.strides is None:
-        raw = reader.read_at(span.offset + start * size, SKETCH_LEN * size)
-        return to_sketch(decode_floats(raw, span.dtype))
-    index = np.unravel_index(np.arange(start, start + SKETCH_LEN), span.shape)
-    elem = np.zeros(SKETCH_LEN, dtype=np.int64)
-    for axis_index, stride in zip(index, span.strides, strict=True):
-        elem += axis_index * stride
-    raw = b"".join(reader.read_at(span.offset + int(e) * size, size) for e in elem)
-    return to_sketch(decode_floats(raw, span.dtype))
+    begin = span.offset + start * size
+    return begin, begin + SKETCH_LEN * size
 
 
-def _sketch_quantized(
-    reader: RangeReader, span: TensorSpan, ggml_type: int, start: int
-) -> bytes | None:
+def sketch_from_window(span: TensorSpan, raw: bytes) -> bytes | None:
+    """The sketch of a contiguous tensor from the bytes of its :func:`sketch_window`."""
+    if span.ggml_type is not None:
+        start = sketch_start(span.numel)
+        assert start is not None
+        return _sketch_quantized(raw, span.ggml_type, start)
+    return sketch_of_floats(raw, span.dtype)
+
+
+def read_sketch(reader: RangeReader, span: TensorSpan) -> bytes | None:
+    """Read and decode the sketch window of one tensor, or None if it has none."""
+    window = sketch_window(span)
+    if window is not None:
+        return sketch_from_window(
+            span, reader.read_at(window[0], window[1] - window[0])
+        )
+    start = sketch_start(span.numel)
+    if start is None or span.strides is None or span.dtype not in FLOAT_DTYPES:
+        return None
+    size = DTYPE_SIZES[span.dtype]
+    elems = [
+        _element(k, span.shape, span.strides) for k in range(start, start + SKETCH_LEN)
+    ]
+    raw = b"".join(reader.read_at(span.offset + e * size, size) for e in elems)
+    return sketch_of_floats(raw, span.dtype)
+
+
+def _element(k: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """Storage element of the ``k``-th element in row-major order of a view."""
+    elem = 0
+    for dim, stride in zip(reversed(shape), reversed(strides), strict=True):
+        k, i = divmod(k, dim)
+        elem += i * stride
+    return elem
+
+
+def _sketch_quantized(raw: bytes, ggml_type: int, start: int) -> bytes | None:
     """Dequantize only the blocks covering the window, with llama.cpp's gguf package."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    import numpy as np
+    from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
-    qtype = GGMLQuantizationType(ggml_type)
-    block, type_size = GGML_QUANT_SIZES[qtype]
-    first = start // block
-    last = math.ceil((start + SKETCH_LEN) / block)
-    raw = reader.read_at(span.offset + first * type_size, (last - first) * type_size)
+    block = GGML_TYPES[ggml_type][1]
     try:
-        values = dequantize(np.frombuffer(raw, dtype=np.uint8), qtype).reshape(-1)
+        values = dequantize(
+            np.frombuffer(raw, dtype=np.uint8), GGMLQuantizationType(ggml_type)
+        ).reshape(-1)
     except NotImplementedError:  # gguf cannot dequantize every type (Q8_1, Q8_K...)
         return None
-    skip = start - first * block
+    skip = start % block
     return to_sketch(values[skip : skip + SKETCH_LEN])
 
 
@@ -152,6 +219,8 @@ def strided_digest(path: str, span: TensorSpan) -> str:
     Gathers through a read-only memory map in bounded chunks, so memory stays
     flat whatever the tensor's size.
     """
+    import numpy as np
+
     assert span.strides is not None
     itemsize = DTYPE_SIZES[span.dtype]
     hasher = blake3.blake3()

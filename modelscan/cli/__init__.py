@@ -1,7 +1,8 @@
 """The ``modelscan`` command line: a thin click group over library functions.
 
-Each command lives in its own module here and imports heavy libraries inside
-its function body, so ``modelscan --help`` and ``--version`` stay fast.
+Each command lives in its own module here, imported only when that command
+runs (:data:`LAZY_COMMANDS`), and imports heavy libraries inside its function
+body, so ``modelscan fingerprint`` starts without SQLAlchemy, numpy or requests.
 
 Example:
     $ modelscan fingerprint model.safetensors --json
@@ -9,7 +10,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from typing import IO, Any
 
 import click
@@ -36,25 +39,88 @@ class CommandError(click.ClickException):
             click.echo(f"hint: {self.hint}", err=True, file=file)
 
 
+# Which module defines each top-level command. The group imports a command's
+# module only when that command runs (or when help lists them all), so
+# `modelscan fingerprint` never pays for SQLAlchemy, requests or Celery: click's
+# documented lazy loading (click docs, "Complex Applications", LazyGroup).
+LAZY_COMMANDS: dict[str, str] = {
+    "fingerprint": "fingerprint_cmd",
+    "where": "index_cmd",
+    "sql": "index_cmd",
+    "db": "index_cmd",
+    "crawl": "crawl_cmd",
+    "link": "lineage_cmd",
+    "lineage": "lineage_cmd",
+    "spread": "spread_cmd",
+    "report": "report_cmd",
+    "status": "status_cmd",
+    "worker": "worker_cmd",
+}
+
+
 class _Group(click.Group):
-    """Turn a ModelscanError escaping a command into one line and exit 1."""
+    """Load commands on first use; turn a ModelscanError into one line and exit 1.
+
+    A command named in ``lazy`` imports only its module. Any other name, help,
+    and ``commands`` (click's dict, read by code that walks every command)
+    import every ``*_cmd`` module here, so a module missing from the map still
+    has its commands found, only later.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        self._lazy = dict(lazy)
+        self._imported: set[str] = set()
+        self._loaded: dict[str, click.Command] = {}
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        """Every command, each module imported."""
+        self._load_all()
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._loaded = dict(value)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name (help and completion: imports every module)."""
+        return sorted(self.commands)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing only the module that defines it when known."""
+        module_name = self._lazy.get(cmd_name)
+        if module_name is not None:
+            self._load_module(module_name)
+        if cmd_name not in self._loaded:
+            self._load_all()
+        return self._loaded.get(cmd_name)
+
+    def _load_all(self) -> None:
+        found = {
+            m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd")
+        }
+        for module_name in sorted(found):
+            self._load_module(module_name)
+
+    def _load_module(self, module_name: str) -> None:
+        if module_name in self._imported:
+            return
+        self._imported.add(module_name)
+        module = importlib.import_module(f"modelscan.cli.{module_name}")
+        for command in module.COMMANDS:
+            _keep_example_lines(command)
+            assert command.name is not None
+            self._loaded[command.name] = command
 
     def invoke(self, ctx: click.Context) -> object:
+        """Run the command; a ModelscanError becomes a :class:`CommandError`."""
         try:
             return super().invoke(ctx)
         except ModelscanError as exc:
             from modelscan.cli.options import hint_for
 
             raise CommandError(str(exc), hint=hint_for(exc)) from exc
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="modelscan")
-@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
-def cli(verbose: int) -> None:
-    """Model-file provenance: fingerprint weights, crawl hosts, measure spread."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _keep_example_lines(command: click.Command) -> None:
@@ -70,33 +136,46 @@ def _keep_example_lines(command: click.Command) -> None:
             _keep_example_lines(sub)
 
 
-def _register() -> None:
-    from modelscan.cli import (
-        crawl_cmd,
-        fingerprint_cmd,
-        index_cmd,
-        lineage_cmd,
-        spread_cmd,
-        status_cmd,
-        worker_cmd,
-    )
-
-    modules = (
-        fingerprint_cmd,
-        index_cmd,
-        crawl_cmd,
-        lineage_cmd,
-        spread_cmd,
-        status_cmd,
-        worker_cmd,
-    )
-    for module in modules:
-        for command in module.COMMANDS:
-            _keep_example_lines(command)
-            cli.add_command(command)
+@click.group(
+    cls=_Group,
+    lazy=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, prog_name="modelscan")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Model-file provenance: fingerprint weights, crawl hosts, measure spread."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-_register()
+class _NoBar:
+    """What a disabled progress bar does: nothing (tqdm's calls that we use)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        """Ignore progress."""
+
+    def clear(self) -> None:
+        """Nothing to clear."""
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A tqdm bar (tqdm's keyword arguments), or a silent stand-in when disabled.
+
+    tqdm is imported only for a bar that shows: its import (importlib.metadata
+    included) is a third of ``modelscan fingerprint --json``'s start-up.
+    """
+    if kwargs.get("disable"):
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(**kwargs)
 
 
 def main() -> None:

@@ -209,14 +209,14 @@ def fingerprint(
         modelscan fingerprint --save pytorch_model.bin
         modelscan fingerprint hf://sentence-transformers/all-MiniLM-L6-v2/model.safetensors
     """
-    from tqdm import tqdm
+    from modelscan.cli import progress_bar
 
     targets = list(_expand(paths))
     show_bar = (
         progress if progress is not None else (sys.stderr.isatty() and not as_json)
     )
     total = _total_bytes([p for p, _ in targets])
-    bar = tqdm(
+    bar = progress_bar(
         total=total, unit="B", unit_scale=True, disable=not show_bar, file=sys.stderr
     )
     failed = 0

@@ -26,9 +26,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
 from modelscan.errors import HeaderTooLarge, InvalidHeader, TruncatedFile, UnknownFormat
+from modelscan.scanner.ggml_types import GGML_TYPES
 from modelscan.scanner.layout import (
     DTYPE_SIZES,
     MAX_NAME_BYTES,
@@ -390,7 +389,7 @@ def _alignment(kvs: dict[str, tuple[int, Any]], path: str) -> int:
     return int(value)
 
 
-_Info = tuple[str, tuple[int, ...], GGMLQuantizationType, int]
+_Info = tuple[str, tuple[int, ...], int, int]  # name, ne, ggml type id, offset
 
 
 def _read_tensor_info(c: _Cursor, i: int) -> _Info:
@@ -406,22 +405,19 @@ def _read_tensor_info(c: _Cursor, i: int) -> _Info:
     if any(dim > _I64_MAX for dim in ne) or math.prod(ne) > _I64_MAX:
         raise InvalidHeader(c.path, f"{where} has an impossible shape {list(ne)}")
     type_id = c.unpack("I", f"type of {where}")
-    try:
-        gtype = GGMLQuantizationType(type_id)
-        block, _size = GGML_QUANT_SIZES[gtype]
-    except (ValueError, KeyError):
-        raise InvalidHeader(
-            c.path, f"{where} has unknown ggml type {type_id}"
-        ) from None
+    known = GGML_TYPES.get(type_id)
+    if known is None:
+        raise InvalidHeader(c.path, f"{where} has unknown ggml type {type_id}")
+    type_name, block, _size = known
     row = ne[0] if ne else 1
     if row % block:
         raise InvalidHeader(
             c.path,
-            f"{where} of type {gtype.name} has rows of {row} elements, "
+            f"{where} of type {type_name} has rows of {row} elements, "
             f"not a multiple of its block size {block}",
         )
     offset = int(c.unpack("Q", f"data offset of {where}"))
-    return name, ne, gtype, offset
+    return name, ne, type_id, offset
 
 
 def _place_tensors(
@@ -429,13 +425,13 @@ def _place_tensors(
 ) -> tuple[TensorSpan, ...]:
     """Turn infos into spans: aligned, inside the file, not overlapping."""
     spans = []
-    for name, ne, gtype, offset in infos:
+    for name, ne, type_id, offset in infos:
         where = f"tensor {name[:200]!r}"
         if offset % alignment:
             raise InvalidHeader(
                 c.path, f"{where} data offset {offset} is not a multiple of {alignment}"
             )
-        block, type_size = GGML_QUANT_SIZES[gtype]
+        type_name, block, type_size = GGML_TYPES[type_id]
         nbytes = math.prod(ne) // block * type_size
         start = data_start + offset
         if start + nbytes > c.size:
@@ -444,15 +440,15 @@ def _place_tensors(
                 f"{where} needs bytes up to {start + nbytes} but the file "
                 f"ends at {c.size}",
             )
-        plain = gtype.name in DTYPE_SIZES
+        plain = type_name in DTYPE_SIZES
         spans.append(
             TensorSpan(
                 name,
-                gtype.name,
+                type_name,
                 tuple(reversed(ne)),
                 offset=start,
                 nbytes=nbytes,
-                ggml_type=None if plain else int(gtype),
+                ggml_type=None if plain else type_id,
             )
         )
     _check_no_overlap(spans, c.path)

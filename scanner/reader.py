@@ -1,0 +1,178 @@
+"""One sequential read of a file feeding every digest: a ring of large buffers.
+
+A single reader (the calling thread) fills a few large buffers in turn with
+``os.preadv``; each lane (a list of sinks from ``hashing.py``, e.g. the
+whole-file SHA-256, the AutoV3 body SHA-256, the per-tensor BLAKE3s) runs in
+its own thread and sees every buffer, as a memoryview, in file order. A buffer
+goes back to the reader once every lane has released it, so memory is
+``BUFFERS * BUFFER_SIZE`` whatever the file size, and the page cache is copied
+into user space once, not once per digest. hashlib and blake3 release the GIL
+on large buffers, so the lanes hash in parallel on separate cores.
+
+Sizes were measured on the 2-core machine (README, "Performance"): 4 buffers of
+4 MiB beat 1 MiB (more hand-offs) and 16 MiB (buffers fall out of the cache
+before the last lane reads them); ``posix_fadvise(SEQUENTIAL)`` and blake3's own
+threads changed nothing measurable, so neither is used.
+
+Example:
+    >>> import hashlib, os, tempfile
+    >>> from modelscan.scanner.hashing import Sha256Sink
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     _ = f.write(b"abc" * 1000); f.flush()
+    ...     fd = os.open(f.name, os.O_RDONLY)
+    ...     sink = Sha256Sink()
+    ...     pump(fd, 3000, [[sink]], threaded=True)
+    ...     os.close(fd)
+    >>> sink.hexdigest() == hashlib.sha256(b"abc" * 1000).hexdigest()
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+
+from modelscan.scanner.hashing import Sink
+
+BUFFER_SIZE = 4 << 20  # bytes per buffer (measured: README, "Performance")
+BUFFERS = 4  # buffers in the ring: memory is BUFFERS * BUFFER_SIZE
+
+Lane = Sequence[Sink]
+Progress = Callable[[int], object]
+
+
+class ShortRead(EOFError):
+    """The file ended before the size it had when it was opened."""
+
+
+def pump(
+    fd: int,
+    size: int,
+    lanes: Sequence[Lane],
+    *,
+    threaded: bool,
+    progress: Progress | None = None,
+    buffer_size: int = BUFFER_SIZE,
+    buffers: int = BUFFERS,
+) -> None:
+    """Read bytes [0, size) of ``fd`` once and feed every buffer to every lane.
+
+    Args:
+        fd: an open file descriptor (positioned reads: its offset is untouched).
+        size: how many bytes to read.
+        lanes: sinks grouped by thread; sinks of one lane run in order.
+        threaded: one thread per lane; otherwise every sink in this thread.
+        progress: called with each buffer's byte count, in this thread.
+        buffer_size: bytes per buffer.
+        buffers: buffers in the ring (threaded only).
+
+    Raises:
+        ShortRead: the file shrank while being read.
+        OSError: a read failed.
+    """
+    if not threaded or len(lanes) < 2:
+        _pump_inline(
+            fd, size, [s for lane in lanes for s in lane], progress, buffer_size
+        )
+        return
+    _Ring(fd, lanes, buffer_size, max(2, buffers)).run(size, progress)
+
+
+def _read_into(fd: int, view: memoryview, pos: int) -> int:
+    n = os.preadv(fd, [view], pos)
+    if not n:
+        raise ShortRead(f"file shrank while reading: got {pos} bytes")
+    return n
+
+
+def _pump_inline(
+    fd: int,
+    size: int,
+    sinks: Sequence[Sink],
+    progress: Progress | None,
+    buffer_size: int,
+) -> None:
+    view = memoryview(bytearray(min(buffer_size, max(size, 1))))
+    pos = 0
+    while pos < size:
+        n = _read_into(fd, view[: min(len(view), size - pos)], pos)
+        chunk = view[:n]
+        for sink in sinks:
+            sink.feed(pos, chunk)
+        pos += n
+        if progress is not None:
+            progress(n)
+
+
+class _Ring:
+    """The buffers, the free list and one queue per lane for one :func:`pump`."""
+
+    def __init__(self, fd: int, lanes: Sequence[Lane], size: int, count: int) -> None:
+        self._fd = fd
+        self._lanes = lanes
+        self._views = [memoryview(bytearray(size)) for _ in range(count)]
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(count):
+            self._free.put(i)
+        self._pending = [0] * count  # lanes still holding each buffer
+        self._lock = threading.Lock()
+        self._queues: list[queue.SimpleQueue[tuple[int, int, int] | None]] = [
+            queue.SimpleQueue() for _ in lanes
+        ]
+        self._errors: list[BaseException] = []
+
+    def run(self, size: int, progress: Progress | None) -> None:
+        threads = [
+            threading.Thread(target=self._consume, args=(q, lane), daemon=True)
+            for q, lane in zip(self._queues, self._lanes, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            self._produce(size, progress)
+        finally:
+            for q in self._queues:
+                q.put(None)
+            for t in threads:
+                t.join()
+        if self._errors:
+            raise self._errors[0]
+
+    def _produce(self, size: int, progress: Progress | None) -> None:
+        pos = 0
+        lanes = len(self._lanes)
+        while pos < size and not self._errors:
+            i = self._free.get()
+            view = self._views[i]
+            n = _read_into(self._fd, view[: min(len(view), size - pos)], pos)
+            self._pending[i] = lanes
+            for q in self._queues:
+                q.put((i, pos, n))
+            pos += n
+            if progress is not None:
+                progress(n)
+
+    def _consume(
+        self, q: queue.SimpleQueue[tuple[int, int, int] | None], lane: Lane
+    ) -> None:
+        failed = False
+        while (item := q.get()) is not None:
+            i, pos, n = item
+            if not failed:
+                try:
+                    chunk = self._views[i][:n]
+                    for sink in lane:
+                        sink.feed(pos, chunk)
+                except BaseException as exc:  # re-raised by run() in the caller
+                    self._errors.append(exc)
+                    failed = True
+            self._release(i)
+
+    def _release(self, i: int) -> None:
+        with self._lock:
+            self._pending[i] -= 1
+            last = self._pending[i] == 0
+        if last:
+            self._free.put(i)
