@@ -74,6 +74,8 @@ class PickleSafety:
     globals: tuple[str, ...]  # every module.name a real unpickler would import
     dangerous: tuple[str, ...]  # the subset that is known to run code or touch the OS
     notes: tuple[str, ...] = ()
+    # why a pickle could not be read to its end: the verdict covers what came before
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form."""
@@ -84,6 +86,8 @@ class PickleSafety:
         }
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.error:
+            out["error"] = self.error
         return out
 
 

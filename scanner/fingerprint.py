@@ -117,6 +117,10 @@ _PARSERS = {
     Format.ZIP: "torch_zip",
     Format.TORCH_LEGACY: "torch_legacy",
     Format.PICKLE: "pickle_safe",
+    Format.NPY: "npy",
+    Format.TAR: "archives",
+    Format.SEVEN_ZIP: "archives",
+    Format.COMPRESSED: "archives",
 }
 
 

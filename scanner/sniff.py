@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import struct
+import zlib
 
 HEAD_BYTES = 64 * 1024  # what sniffing and most header parsers read first
 
@@ -26,6 +27,14 @@ _GGML_MAGICS = {
 }
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+NPY_MAGIC = b"\x93NUMPY"
+SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+_COMPRESSION_MAGICS = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00\x00", "lzma"),
+)
 
 
 class Format(enum.StrEnum):
@@ -38,7 +47,11 @@ class Format(enum.StrEnum):
     TORCH_LEGACY = (
         "torch-legacy"  # torch.save(..., _use_new_zipfile_serialization=False)
     )
-    PICKLE = "pickle"
+    PICKLE = "pickle"  # any head that reads as a pickle opcode stream, joblib too
+    NPY = "npy"  # numpy .npy: an object array's data is a pickle
+    TAR = "tar"
+    SEVEN_ZIP = "7z"
+    COMPRESSED = "compressed"  # gzip, bz2, xz, lzma or zlib: joblib's compressors
     UNKNOWN = "unknown"
 
 
@@ -63,11 +76,37 @@ def detect_format(head: bytes, size: int) -> Format:
         return Format.TORCH_LEGACY
     if _is_safetensors(head, size):
         return Format.SAFETENSORS
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return Format.PICKLE
-    if _looks_like_old_pickle(head, size):
+    if head.startswith(NPY_MAGIC):
+        return Format.NPY
+    if head.startswith(SEVEN_ZIP_MAGIC):
+        return Format.SEVEN_ZIP
+    if head[257:262] == b"ustar":
+        return Format.TAR
+    if compression_of(head) is not None:
+        return Format.COMPRESSED
+    from modelscan.scanner.formats.pickle_vm import sniff_pickle
+
+    if sniff_pickle(head, size):
         return Format.PICKLE
     return Format.UNKNOWN
+
+
+def compression_of(head: bytes) -> str | None:
+    """The compressor whose stream ``head`` starts, as joblib writes them, or None.
+
+    zlib has no magic, only a checked 2-byte header: it counts only when a
+    first block inflates.
+    """
+    for magic, name in _COMPRESSION_MAGICS:
+        if head.startswith(magic):
+            return name
+    if len(head) >= 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0:
+        try:
+            zlib.decompressobj().decompress(head[:4096], 64)
+        except zlib.error:
+            return None
+        return "zlib"
+    return None
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:
@@ -76,15 +115,6 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     (n,) = struct.unpack_from("<Q", head)
     # The header is JSON starting with '{'; the parser checks everything else.
     return head[8:9] == b"{" and n >= 2 and n <= size - 8
-
-
-def _looks_like_old_pickle(head: bytes, size: int) -> bool:
-    """Protocol 0/1 pickles start with an opcode text rarely does, end in '.'."""
-    if not head or head[0] not in b"(]}cNIF" or size > len(head):
-        return False
-    from modelscan.scanner.formats import pickle_safe
-
-    return pickle_safe.looks_like_pickle(head)
 
 
 def why_unknown(head: bytes, size: int) -> str:

@@ -16,10 +16,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelscan.errors import FormatError
 from modelscan.records import PickleSafety
+from modelscan.scanner.formats.joblib_arrays import WRAPPERS, after_build
+from modelscan.scanner.formats.pickle_danger import BOMB, bomb_note, danger_of
 from modelscan.scanner.formats.pickle_vm import (
     MAX_PICKLE_BYTES,
     Call,
@@ -28,7 +30,11 @@ from modelscan.scanner.formats.pickle_vm import (
     PickledDict,
     PickledSet,
     PickleResult,
+    PickleWalk,
     looks_like_pickle,
+    sniff_pickle,
+    walk_lenient,
+    walk_lenient_at,
     walk_partial,
     walk_pickle,
     walk_pickle_at,
@@ -41,20 +47,27 @@ __all__ = [
     "Global",
     "PersistentRef",
     "PickleResult",
+    "PickleScan",
+    "PickleWalk",
     "PickledDict",
     "PickledSet",
     "as_dict",
     "looks_like_pickle",
     "read_layout",
     "safety",
+    "scan_pickles",
+    "sniff_pickle",
     "top_level_keys",
     "type_name",
+    "walk_lenient",
+    "walk_lenient_at",
     "walk_partial",
     "walk_pickle",
     "walk_pickle_at",
 ]
 
 MAX_TOP_LEVEL_KEYS = 64  # kept in metadata (a bare state dict has thousands)
+MAX_DANGER_NOTES = 20
 
 
 # --- safety -------------------------------------------------------------------------
@@ -119,45 +132,44 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
     + [f"torch._utils._rebuild_{r}" for r in _REBUILDS]
 )
 
-# Globals known to run code, spawn processes or touch files and sockets. An entry
-# matches itself and anything below it ("os" matches "os.system", "os.path.join").
-DANGEROUS_GLOBALS: tuple[str, ...] = tuple(
-    _words(
-        "os posix nt subprocess _posixsubprocess pty socket shutil sys runpy importlib "
-        "ctypes webbrowser code pdb multiprocessing commands popen2 asyncio.subprocess "
-        "timeit cProfile.run profile.run platform.popen marshal.loads types.CodeType "
-        "types.FunctionType pickle.load pickle.loads pickle.Unpickler _pickle.load "
-        "_pickle.loads _pickle.Unpickler dill.load dill.loads operator.attrgetter "
-        "operator.methodcaller numpy.testing._private.utils.runstring torch.load "
-        "torch.jit.load builtins.eval builtins.exec builtins.compile builtins.getattr "
-        "builtins.setattr builtins.delattr builtins.__import__ builtins.open "
-        "builtins.apply builtins.breakpoint builtins.input builtins.globals "
-        "builtins.locals builtins.vars"
-    )
-)
 
+def safety(
+    globals_: Iterable[str],
+    *,
+    notes: Iterable[str] = (),
+    error: str | None = None,
+    extra_dangerous: Iterable[str] = (),
+) -> PickleSafety:
+    """Judge what loading would import: three levels a user can act on.
 
-def _is_dangerous(qualname: str) -> bool:
-    return any(qualname == d or qualname.startswith(d + ".") for d in DANGEROUS_GLOBALS)
-
-
-def safety(globals_: Iterable[str], *, notes: Iterable[str] = ()) -> PickleSafety:
-    """Judge what loading would import: safe only if every global is allowlisted.
+    ``safe``: every global is on torch's weights-only allowlist (and the stream
+    was read to its end). ``unsafe`` with ``dangerous`` empty: names off the
+    allowlist, none known to run code: a human decides. ``unsafe`` with
+    ``dangerous``: each name that can run code, touch files, processes or the
+    network (:mod:`.pickle_danger`), each with a note saying which family.
 
     Args:
         globals_: ``module.name`` strings, as :func:`walk_pickle` reports them.
         notes: extra facts to keep with the verdict.
+        error: why a stream could not be read to its end; the verdict then
+            covers what came before it and is never ``safe``.
+        extra_dangerous: dangers that are no global (a reference-expansion bomb).
 
     Returns:
         A :class:`PickleSafety` with sorted unique globals and dangerous ones.
     """
     names = tuple(sorted(set(globals_)))
-    all_safe = all(g in SAFE_GLOBALS for g in names)
+    families = {g: danger_of(g) for g in names}
+    dangerous = [g for g in names if families[g] is not None]
+    all_safe = all(g in SAFE_GLOBALS for g in names) and not error
+    family_notes = [f"{g}: {families[g]}" for g in dangerous[:MAX_DANGER_NOTES]]
+    dangerous += sorted(set(extra_dangerous))
     return PickleSafety(
-        verdict="safe" if all_safe else "unsafe",
+        verdict="safe" if all_safe and not dangerous else "unsafe",
         globals=names,
-        dangerous=tuple(g for g in names if _is_dangerous(g)),
-        notes=tuple(notes),
+        dangerous=tuple(dangerous),
+        notes=tuple(notes) + tuple(family_notes),
+        error=error or None,
     )
 
 
@@ -227,6 +239,80 @@ def top_level_keys(root: Any) -> list[str] | None:
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PICKLES = 5  # magic, protocol version, sys_info, object, storage keys
 MAX_PICKLES = 1000  # concatenated pickles walked in one file
+_SNIFF = 64 * 1024
+
+
+@dataclass(slots=True)
+class PickleScan:
+    """Every pickle of one stream walked leniently, and what they add up to."""
+
+    walks: list[PickleWalk] = field(default_factory=list)
+    legacy: bool = False  # starts with torch's legacy magic number
+    error: str | None = None  # the first fault, with the pickle it was in
+    notes: list[str] = field(default_factory=list)
+    dangers: list[str] = field(default_factory=list)  # no global: bombs
+
+    @property
+    def globals(self) -> list[str]:
+        """Every global of every pickle walked, up to any fault."""
+        return [g for w in self.walks for g in w.globals]
+
+    @property
+    def main(self) -> Any:
+        """The object a load returns (a legacy file's fourth pickle), or None."""
+        i = 3 if self.legacy and len(self.walks) > 3 else 0
+        result = self.walks[i].result if len(self.walks) > i else None
+        return None if result is None else result.root
+
+    def verdict(self, *, notes: Iterable[str] = ()) -> PickleSafety:
+        """The safety verdict over every pickle walked."""
+        return safety(
+            self.globals,
+            notes=[*notes, *self.notes],
+            error=self.error,
+            extra_dangerous=self.dangers,
+        )
+
+
+def _add(scan: PickleScan, walk: PickleWalk, offset: int) -> None:
+    scan.walks.append(walk)
+    scan.notes.extend(walk.notes)
+    if walk.error and scan.error is None:
+        where = f"pickle {len(scan.walks)} at offset {offset}"
+        scan.error = walk.error if len(scan.walks) == 1 else f"{where}: {walk.error}"
+    if walk.result is not None:
+        note = bomb_note(walk.result.root, walk.opcodes)
+        if note is not None:
+            scan.dangers.append(BOMB)
+            scan.notes.append(note)
+
+
+def scan_pickles(
+    reader: RangeReader, *, start: int = 0, cap: int = MAX_PICKLE_BYTES
+) -> PickleScan:
+    """Walk every pickle a ``pickle.load`` loop (or joblib) reads from ``start``.
+
+    A pickle that follows the first is walked when its bytes sniff as a
+    pickle; a torch legacy file's five pickles are walked, not its storages.
+    A fault ends the scan; everything walked before it still counts.
+    """
+    scan = PickleScan()
+    pos = start
+    while pos < reader.size and len(scan.walks) < MAX_PICKLES:
+        if scan.walks:
+            if scan.legacy and len(scan.walks) == _LEGACY_PICKLES:
+                break  # storage bytes follow
+            head = reader.read_at(pos, min(_SNIFF, reader.size - pos))
+            if not scan.legacy and not sniff_pickle(head, reader.size - pos):
+                break
+        walk = walk_lenient_at(reader, pos, cap=cap, build_hook=after_build)
+        _add(scan, walk, pos)
+        if len(scan.walks) == 1 and walk.result is not None and start == 0:
+            scan.legacy = walk.result.root == _TORCH_LEGACY_MAGIC
+        if walk.result is None:
+            break
+        pos = walk.end
+    return scan
 
 
 def read_layout(reader: RangeReader) -> Layout:
@@ -234,9 +320,11 @@ def read_layout(reader: RangeReader) -> Layout:
 
     A pickle cannot hold torch storages by itself, so no tensors are reported.
     Pickles that follow the first (``pickle.load`` in a loop reads them) are
-    walked too when they start with a PROTO opcode, and their globals join the
-    verdict; a torch legacy file (it starts with torch's magic number) is read
-    as its five pickles, its object being the fourth.
+    walked too and their globals join the verdict; a torch legacy file (it
+    starts with torch's magic number) is read as its five pickles, its object
+    being the fourth; a joblib file's inline arrays are passed over as
+    ``joblib.load`` reads them. A broken or truncated stream still gets the
+    verdict of everything read before the fault, with the fault as ``error``.
 
     Args:
         reader: the file.
@@ -244,40 +332,25 @@ def read_layout(reader: RangeReader) -> Layout:
     Returns:
         A ``Layout`` with format ``pickle``, metadata ``top_level_type`` (and
         ``top_level_keys`` for a dict) and ``pickle_safety``.
-
-    Raises:
-        TruncatedFile, HeaderTooLarge, InvalidHeader: the first pickle is broken.
     """
-    results = [walk_pickle_at(reader, 0)]
-    legacy = results[0].root == _TORCH_LEGACY_MAGIC
-    notes = ["torch legacy file: torch-legacy reads its tensors"] if legacy else []
-    while results[-1].end < reader.size and len(results) < MAX_PICKLES:
-        pos = results[-1].end
-        if legacy and len(results) == _LEGACY_PICKLES:
-            break  # storage bytes follow
-        if not legacy and reader.read_at(pos, 1) != b"\x80":  # no PROTO: not a pickle
-            break
-        try:
-            results.append(walk_pickle_at(reader, pos))
-        except FormatError as exc:
-            if legacy:
-                raise
-            notes.append(
-                f"bytes after pickle {len(results)}: not a pickle: {exc.reason}"
-            )
-            break
-    main = results[3].root if legacy and len(results) > 3 else results[0].root
+    scan = scan_pickles(reader)
+    notes = ["torch legacy file: torch-legacy reads its tensors"] if scan.legacy else []
+    main = scan.main
     metadata: dict[str, Any] = {
-        "top_level_type": type_name(main),
-        "pickles": len(results),
+        "top_level_type": type_name(main) if scan.walks[0].result else None,
+        "pickles": len(scan.walks),
     }
     keys = top_level_keys(main)
     if keys is not None:
         metadata["top_level_keys"] = keys
         metadata["top_level_key_count"] = len(as_dict(main) or [])
-    if results[-1].end < reader.size:
-        metadata["trailing_bytes"] = reader.size - results[-1].end
-    globals_ = [g for r in results for g in r.globals]
+    if any(g in WRAPPERS for g in scan.globals):
+        metadata["joblib_arrays"] = sum(
+            1 for w in scan.walks for g in w.globals if g in WRAPPERS
+        )
+    end = scan.walks[-1].end
+    if scan.error is None and end < reader.size:
+        metadata["trailing_bytes"] = reader.size - end
     return Layout(
-        format="pickle", metadata=metadata, pickle_safety=safety(globals_, notes=notes)
+        format="pickle", metadata=metadata, pickle_safety=scan.verdict(notes=notes)
     )

@@ -38,6 +38,7 @@ MAX_MARK_DEPTH = 1000  # real checkpoints nest a dozen levels
 _FIRST_FETCH = 64 * 1024  # grows x4 per refill: few reads for tiny and huge pickles
 _MAX_FETCH = 16 * 1024 * 1024
 _HIGHEST_PROTOCOL = 5
+_MAX_NOTES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,13 @@ class _Source:
         self.pos += n
         return self._buf[i : i + n]
 
+    def skip(self, n: int, what: str) -> None:
+        """Pass over ``n`` bytes that are not pickle (they do not count to the cap)."""
+        if self.pos + n > self._data_end:
+            raise self.short(n, what)
+        self.pos += n
+        self._end = min(self._data_end, self._end + n)
+
     def byte(self) -> int:
         """Return the next byte."""
         self._fill(1, "next opcode (no STOP yet)")
@@ -211,6 +219,10 @@ class _Machine:
     globals: set[str] = field(default_factory=set)
     proto: int = 0
     opcodes: int = 0
+    calls: int = 0  # REDUCE, NEWOBJ(_EX), INST, OBJ: calls a real load would make
+    notes: list[str] = field(default_factory=list)  # oddities a real load reads past
+    # Called after BUILD on a call: joblib's unpickler reads array bytes right there.
+    build_hook: Callable[[_Machine, Call], None] | None = None
 
     def run(self) -> Any:
         """Execute opcodes until STOP and return the inert root object."""
@@ -229,6 +241,28 @@ class _Machine:
                 op(self)
             except (ValueError, OverflowError, struct.error) as exc:
                 raise self.fail(f"bad argument to opcode 0x{code:02x}: {exc}") from exc
+
+    def read_raw(self, n: int, what: str) -> bytes:
+        """Consume ``n`` bytes that are not opcodes (joblib's padding)."""
+        if n > self.src.remaining():
+            raise self.src.short(n, what)
+        return self.src.read(n, what)
+
+    def skip_raw(self, n: int, what: str) -> None:
+        """Pass over ``n`` bytes that are not opcodes (joblib's inline arrays)."""
+        self.src.skip(n, what)
+
+    def walk_nested(self) -> Any:
+        """Walk a pickle embedded at the current offset; its globals count too."""
+        inner = _Machine(self.src, build_hook=self.build_hook)
+        inner.opcodes = self.opcodes
+        try:
+            return inner.run()
+        finally:
+            self.opcodes = inner.opcodes
+            self.calls += inner.calls
+            self.globals |= inner.globals
+            self.notes.extend(inner.notes[: _MAX_NOTES - len(self.notes)])
 
     def fail(self, reason: str) -> InvalidHeader:
         return InvalidHeader(self.src.path, f"pickle offset {self.src.pos}: {reason}")
@@ -331,9 +365,13 @@ class _Machine:
             raise self.fail(f"unsupported pickle protocol {self.proto}")
 
     def op_frame(self) -> None:
+        # CPython's unpickler only prefetches a frame: opcodes past a short frame
+        # are read on, and the pure-Python one reads on past a frame claiming more
+        # bytes than remain. So a frame's length never stops the walk.
+        at = self.src.pos - 1
         n = self.uint("<Q")
-        if n > self.src.remaining():
-            raise self.src.short(n, f"FRAME of {n} bytes")
+        if n > self.src.remaining() and len(self.notes) < _MAX_NOTES:
+            self.notes.append(f"FRAME at offset {at} claims {n} bytes, fewer remain")
 
     def op_put(self, index: int) -> None:
         if index < 0:
@@ -347,26 +385,37 @@ class _Machine:
 
     def op_stack_global(self) -> None:
         name, module = self.pop(), self.pop()
-        if not isinstance(module, str) or not isinstance(name, str):
+        if isinstance(module, str) and isinstance(name, str):
+            self.push(self.add_global(module, name))
+            return
+        loaded = (str, Call, Global, PersistentRef)  # a call may return a string
+        if not all(isinstance(v, loaded) for v in (module, name)):
             raise self.fail("STACK_GLOBAL needs two strings")
-        self.push(self.add_global(module, name))
+        # A string a call returns while loading: what gets imported is decided then.
+        g = Global(_static(module), _static(name))
+        self.globals.add(g.qualname)
+        self.push(g)
 
     def op_inst(self) -> None:
         cls = self.global_lines()
+        self.calls += 1
         self.push(Call(cls, tuple(self.pop_mark())))
 
     def op_obj(self) -> None:
         items = self.pop_mark()
         if not items:
             raise self.fail("OBJ without a class")
+        self.calls += 1
         self.push(Call(items[0], tuple(items[1:])))
 
     def op_reduce(self) -> None:  # also NEWOBJ: cls.__new__(cls, *args), never run
         args = self.pop()
+        self.calls += 1
         self.push(Call(self.pop(), args))
 
     def op_newobj_ex(self) -> None:
         kwargs, args = self.pop(), self.pop()
+        self.calls += 1
         self.push(Call(self.pop(), args, kwargs))
 
     def op_build(self) -> None:
@@ -374,6 +423,8 @@ class _Machine:
         target = self.top()
         if isinstance(target, Call):
             target.state = state
+            if self.build_hook is not None:
+                self.build_hook(self, target)
 
     def op_ext(self, fmt: str) -> None:
         code = self.uint(fmt)
@@ -403,6 +454,13 @@ class _Machine:
 
     def op_next_buffer(self) -> None:
         raise self.fail("out-of-band buffers (protocol 5 NEXT_BUFFER) are refused")
+
+
+COMPUTED = "<computed>"  # a module or name only a load would compute
+
+
+def _static(value: Any) -> str:
+    return value if isinstance(value, str) else COMPUTED
 
 
 def _push(make: Callable[[_Machine], Any]) -> Callable[[_Machine], None]:
@@ -544,24 +602,116 @@ def walk_pickle_at(
     return _run(src)
 
 
+@dataclass(frozen=True, slots=True)
+class PickleWalk:
+    """One pickle walked as far as it goes: what a load reads before any fault.
+
+    A loader has already imported those globals (and made those calls) when it
+    meets a broken opcode, so they count for safety even when ``error`` is set.
+    """
+
+    result: PickleResult | None  # None when the walk stopped at a fault
+    globals: tuple[str, ...]  # sorted unique, up to the fault
+    error: str  # "" for a whole pickle, else the fault's reason
+    end: int  # offset after STOP, or where the fault was met
+    opcodes: int
+    calls: int
+    notes: tuple[str, ...] = ()
+    fault: str = ""  # "", "truncated", "too-large" or "invalid"
+
+    def is_pickle(self, *, more_bytes: bool = False) -> bool:
+        """Whether a loader would treat these bytes as a pickle it runs.
+
+        True when the walk reached STOP or a cap, or broke only after a global
+        was imported and called (a hostile stream broken after its payload), or
+        (``more_bytes``: only the head was walked) ran 8 opcodes or more until
+        the head ended. Text breaks within a few opcodes and makes no call.
+        """
+        if self.result is not None or self.fault == "too-large":
+            return True
+        if more_bytes and self.fault == "truncated" and self.opcodes >= 8:
+            return True
+        return bool(self.globals) and self.calls > 0
+
+
+BuildHook = Callable[["_Machine", Call], None]
+
+
+def _walk(src: _Source, build_hook: BuildHook | None) -> PickleWalk:
+    m = _Machine(src, build_hook=build_hook)
+    result, error, fault = None, "", ""
+    try:
+        root = m.run()
+        result = PickleResult(root, tuple(sorted(m.globals)), src.pos, m.proto)
+    except FormatError as exc:
+        error = exc.reason
+        fault = _FAULTS.get(type(exc), "invalid")
+    return PickleWalk(
+        result,
+        tuple(sorted(m.globals)),
+        error,
+        src.pos,
+        m.opcodes,
+        m.calls,
+        tuple(m.notes),
+        fault,
+    )
+
+
+_FAULTS = {TruncatedFile: "truncated", HeaderTooLarge: "too-large"}
+
+
+def walk_lenient(
+    data: bytes,
+    *,
+    path: str,
+    start: int = 0,
+    cap: int = MAX_PICKLE_BYTES,
+    build_hook: Callable[[_Machine, Call], None] | None = None,
+) -> PickleWalk:
+    """Walk the pickle at ``data[start]``; a fault ends the walk, never raises."""
+    return _walk(_bytes_source(data, start, path, cap), build_hook)
+
+
+def walk_lenient_at(
+    reader: RangeReader,
+    offset: int,
+    *,
+    cap: int = MAX_PICKLE_BYTES,
+    build_hook: Callable[[_Machine, Call], None] | None = None,
+) -> PickleWalk:
+    """Like :func:`walk_lenient`, reading the file lazily from ``offset``."""
+    src = _Source(
+        reader.read_at,
+        start=offset,
+        end=reader.size,
+        path=reader.name,
+        cap=cap,
+        fetch_some=getattr(reader, "read_ahead", None),
+    )
+    return _walk(src, build_hook)
+
+
 def walk_partial(
     data: bytes, *, path: str
 ) -> tuple[PickleResult | None, set[str], str]:
-    """Walk ``data``; on failure keep the globals seen before it, and the reason.
+    """Walk ``data``; on failure keep the globals seen before it, and the reason."""
+    walk = walk_lenient(data, path=path)
+    return walk.result, set(walk.globals), walk.error
 
-    A loader would already have imported those globals (and run any REDUCE)
-    before it met the broken opcode, so they still count for safety.
+
+def sniff_pickle(head: bytes, size: int) -> bool:
+    """True when ``head`` (a file's first bytes) reads as a pickle opcode stream.
+
+    The head starts with PROTO 2-5, or its walk passes
+    :meth:`PickleWalk.is_pickle` (protocols 0 and 1 have no marker).
     """
-    m = _Machine(_bytes_source(data, 0, path, MAX_PICKLE_BYTES))
-    try:
-        root = m.run()
-    except FormatError as exc:
-        return None, m.globals, exc.reason
-    return (
-        PickleResult(root, tuple(sorted(m.globals)), m.src.pos, m.proto),
-        m.globals,
-        "",
-    )
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= _HIGHEST_PROTOCOL:
+        return True
+    if not head or head[0] not in _OPS:
+        return False
+    walk = walk_lenient(head, path="<head>")
+    return walk.is_pickle(more_bytes=size > len(head))
 
 
 def looks_like_pickle(head: bytes) -> bool:

@@ -286,17 +286,11 @@ def _named_pickle(m: ZipMember) -> bool:
 
 
 def _sniffs_as_pickle(reader: RangeReader, m: ZipMember) -> bool:
-    """Starts like a pickle: PROTO 2-5, or is a whole small protocol 0/1 pickle."""
+    """Its first bytes read as a pickle opcode stream (any protocol)."""
     if m.usize < 2 or m.name.endswith("/"):
         return False
-    head = read_member(reader, m, 2, strict=False)
-    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
-        return True
-    return (
-        m.usize <= _SNIFF_WHOLE
-        and head[:1] in (b"(", b"]", b"}", b"c")
-        and pickle_safe.looks_like_pickle(read_member(reader, m, _SNIFF_WHOLE))
-    )
+    head = read_member(reader, m, min(m.usize, _SNIFF_WHOLE), strict=False)
+    return pickle_safe.sniff_pickle(head, m.usize)
 
 
 def _member_globals(
@@ -342,8 +336,41 @@ def _archive_safety(
         if problem:
             notes.append(f"{m.name}: {problem}")
             unreadable = unreadable or _named_pickle(m)
+    if torchscript:
+        classes = sorted(g for g in globals_ if g.startswith(_TORCHSCRIPT_CLASS))
+        globals_ -= set(classes)
+        notes += _torchscript_notes(members, classes)
     verdict = pickle_safe.safety(globals_, notes=notes)
-    return replace(verdict, verdict="unsafe") if unreadable else verdict
+    return replace(verdict, verdict="unsafe") if unreadable or torchscript else verdict
+
+
+_TORCHSCRIPT_CLASS = "__torch__."
+
+
+def _torchscript_notes(members: list[ZipMember], classes: list[str]) -> list[str]:
+    """What a TorchScript archive's ``__torch__`` names and ``code/`` section are.
+
+    ``__torch__.*`` names are classes torch.jit.load compiles from the
+    archive's ``code/`` (TorchScript source), not Python modules it imports.
+    """
+    code = [m for m in members if "/code/" in f"/{m.name}" and not m.name.endswith("/")]
+    sources = [m for m in code if m.name.endswith(".py")]
+    shown = ", ".join(c.removeprefix(_TORCHSCRIPT_CLASS) for c in classes[:8])
+    more = f" and {len(classes) - 8} more" if len(classes) > 8 else ""
+    out = (
+        [
+            f"TorchScript classes compiled from code/, not Python imports: "
+            f"{len(classes)} ({shown}{more})"
+        ]
+        if classes
+        else []
+    )
+    out.append(
+        f"code/ holds {len(sources)} TorchScript sources "
+        f"({sum(m.usize for m in sources):,} bytes) and {len(code) - len(sources)} "
+        "other files (debug pickles, constants)"
+    )
+    return out
 
 
 def _next_starts(reader: RangeReader, members: list[ZipMember]) -> dict[str, int]:
@@ -482,7 +509,12 @@ def read_layout(
     """
     members = read_members(reader)
     by_name = {m.name: m for m in members}
-    data_pkl = _find_data_pkl(members, reader.name)
+    try:
+        data_pkl = _find_data_pkl(members, reader.name)
+    except UnknownFormat:  # any other zip: its members may still hold pickles
+        from modelscan.scanner.formats import archives
+
+        return archives.zip_layout(reader)
     prefix = data_pkl.name[: -len("data.pkl")]
     ends = _next_starts(reader, members) if remote else None
     if ends is not None:
