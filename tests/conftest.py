@@ -110,3 +110,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'index.sqlite'}"
     schema: str = request.getfixturevalue("pg_schema")
     return pg_schema_url(schema)
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Like ``db_url``, but one database for all the tests of a module."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'index.sqlite'}"
+        return
+    with fresh_schema() as schema:
+        yield pg_schema_url(schema)
