@@ -375,6 +375,16 @@ class EventRow(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
+class HashLookupRow(Base):
+    """A sha256 asked of a host by hash (``crawl --by-hash``), and when."""
+
+    __tablename__ = "hash_lookups"
+
+    host: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(HASH, primary_key=True)
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 def _table(row: type[Base]) -> Table:
     return cast(Table, row.__table__)
 
@@ -393,4 +403,5 @@ LOCKS = _table(CrawlLockRow)
 STATE = _table(CrawlStateRow)
 ERRORS = _table(CrawlErrorRow)
 EVENTS = _table(EventRow)
+HASH_LOOKUPS = _table(HashLookupRow)
 TABLES = tuple(Base.metadata.sorted_tables)

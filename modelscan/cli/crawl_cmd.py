@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from modelscan.cli.host_inputs import host_inputs, page_hook, read_names
 from modelscan.cli.options import (
     CRAWL_HINTS,
     db_option,
@@ -66,7 +67,8 @@ HOST_NAMES = tuple(HOST_PREFIXES)
     "--endpoint",
     metavar="URL",
     help="Base URL of the host (a mirror); overrides HF_ENDPOINT, "
-    "MODELSCAN_CIVITAI_URL or MODELSCAN_REPLICATE_URL.",
+    "MODELSCAN_CIVITAI_URL, MODELSCAN_REPLICATE_URL, MODELSCAN_OLLAMA_URL or "
+    "MODELSCOPE_ENDPOINT.",
 )
 @click.option(
     "--rate",
@@ -122,6 +124,25 @@ HOST_NAMES = tuple(HOST_PREFIXES)
     help="With --distributed: at most N requests in any SECONDS per token, shared "
     "by all workers (default: the host's documented budget, for the Hub 1000/300).",
 )
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME[:TAG]",
+    help="With --host ollama: read this tag (repeatable); the tags the index "
+    "knows are read too.",
+)
+@click.option(
+    "--models-from",
+    metavar="FILE",
+    help="With --host ollama: read the tags listed in FILE (one name:tag a line).",
+)
+@click.option(
+    "--by-hash",
+    is_flag=True,
+    help="With --host civitai: ask Civitai which of the index's sha256s it holds "
+    "(100 a request); with --full, ask again those asked before.",
+)
 @json_flag("Print a JSON summary.")
 def crawl(
     host_name: str,
@@ -142,22 +163,29 @@ def crawl(
     distributed: bool,
     wait: bool,
     budget: str | None,
+    models: tuple[str, ...],
+    models_from: str | None,
+    by_hash: bool,
     as_json: bool,
 ) -> None:
     """Crawl model hosts into the index, resuming where the last run stopped.
 
     Each run continues from the cursor saved with the last committed page, so
     a killed crawl loses nothing; a repo whose revision did not change costs no
-    file request. Tokens come from HF_TOKEN, CIVITAI_API_TOKEN and
-    REPLICATE_API_TOKEN (Replicate needs one; without it --host all skips
-    Replicate). A failing repo is retried once in the run, then recorded and
-    skipped; a gated repo is kept with status gated. With --host all every host
-    is crawled even when one fails. Exit status 1 when a host failed.
+    file request. Tokens come from HF_TOKEN, CIVITAI_API_TOKEN,
+    MODELSCOPE_API_TOKEN and REPLICATE_API_TOKEN (Replicate needs one; without
+    it --host all skips Replicate). Ollama's registry lists nothing: it reads
+    the tags of --model, --models-from and those the index knows. A failing
+    repo is retried once in the run, then recorded and skipped; a gated repo
+    is kept with status gated. With --host all every host is crawled even when
+    one fails. Exit status 1 when a host failed.
 
     \b
     Example:
         modelscan crawl --host huggingface --author openai --limit 100
         modelscan crawl --host civitai --rate 2
+        modelscan crawl --host ollama --model gemma:2b --model llama3.2
+        modelscan crawl --host civitai --by-hash
         modelscan crawl --host all --json
         modelscan crawl --host huggingface --distributed --wait
     """  # noqa: D301 (a real \b: click keeps the example's lines as they are)
@@ -166,6 +194,8 @@ def crawl(
             "--endpoint names one host's URL: use it with --host NAME"
         )
     names = list(HOST_NAMES) if host_name == "all" else [host_name]
+    inputs = _check_inputs(host_name, models, models_from, by_hash=by_hash,
+                           limit=limit, distributed=distributed)  # fmt: skip
     if (deep_budget_bytes or deep_budget_requests) and not deep:
         raise click.UsageError("--deep-budget-bytes/-requests go with --deep")
     if distributed and (deep_budget_bytes or deep_budget_requests):
@@ -189,7 +219,9 @@ def crawl(
     with open_index(db) as store:
         for name in names:
             options = {"endpoint": endpoint, "rate": rate, "author": author,
-                       "search": search, "tag": tag}  # fmt: skip
+                       "search": search, "tag": tag,
+                       **host_inputs(name, store, names=inputs, by_hash=by_hash,
+                                     full=full)}  # fmt: skip
             budgets = (deep_budget_bytes, deep_budget_requests) if deep else None
             result = _crawl_one(name, store, options, explicit=host_name != "all",
                                 limit=limit, max_pages=max_pages, full=full,
@@ -213,6 +245,23 @@ def _report(results: list[dict[str, Any]], *, as_json: bool) -> None:
         )
     if failed:
         sys.exit(1)
+
+
+def _check_inputs(host_name: str, models: tuple[str, ...], models_from: str | None,
+                  *, by_hash: bool, limit: int | None,
+                  distributed: bool) -> list[str]:  # fmt: skip
+    """The Ollama tags given; refuse inputs of the wrong host (exit 2)."""
+    if (models or models_from) and host_name not in ("ollama", "all"):
+        raise click.UsageError("--model and --models-from go with --host ollama")
+    if by_hash and host_name != "civitai":
+        raise click.UsageError("--by-hash goes with --host civitai")
+    if by_hash and limit:
+        raise click.UsageError("--by-hash asks 100 hashes a page: use --max-pages, "
+                               "not --limit")  # fmt: skip
+    if distributed and (models or models_from or by_hash or host_name == "ollama"):
+        raise click.UsageError("Ollama and --by-hash crawls run inline, "
+                               "not --distributed")  # fmt: skip
+    return read_names(models, models_from)
 
 
 def _check_distributed(distributed: bool, limit: int | None, max_pages: int | None,
@@ -298,8 +347,8 @@ def _crawl_one(name: str, store: Any, options: dict[str, Any], *, explicit: bool
     with _Progress(name, enabled=not as_json and sys.stderr.isatty()) as bar:
         try:
             crawl(host, store, limit=limit, max_pages=max_pages, full=full,
-                  workers=workers, progress=bar.update, stats=stats,
-                  deep=reader)  # fmt: skip
+                  workers=workers, progress=page_hook(host, store, bar.update),
+                  stats=stats, deep=reader)  # fmt: skip
         except (HostError, StoreError) as exc:
             stats.status, stats.error = "failed", host.client.redact(str(exc))
             hint = hint_for(exc, CRAWL_HINTS)

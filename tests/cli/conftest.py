@@ -35,11 +35,13 @@ def env(
         "HF_ENDPOINT": server.base("huggingface"),
         "MODELSCAN_CIVITAI_URL": server.base("civitai"),
         "MODELSCAN_REPLICATE_URL": server.base("replicate"),
+        "MODELSCAN_OLLAMA_URL": server.base("ollama"),
+        "MODELSCOPE_ENDPOINT": server.base("modelscope"),
         "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
         "HF_HOME": str(tmp_path / "hf-home"),
     }
     for name in ("HF_TOKEN", "CIVITAI_API_TOKEN", "REPLICATE_API_TOKEN",
-                 "MODELSCAN_DATABASE_URL"):  # fmt: skip
+                 "MODELSCOPE_API_TOKEN", "MODELSCAN_DATABASE_URL"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -70,10 +70,11 @@ def test_all_without_replicate_token_crawls_the_others(
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     status = {h["host"]: h["status"] for h in out["hosts"]}
-    assert status == {"huggingface": "ok", "civitai": "ok", "replicate": "skipped"}
+    assert status == {"huggingface": "ok", "civitai": "ok", "replicate": "skipped",
+                      "ollama": "ok", "modelscope": "ok"}  # fmt: skip
     assert "REPLICATE_API_TOKEN" in result.stderr
     hosts = {h for (h,) in query(db, "SELECT DISTINCT host FROM repos")}
-    assert hosts == {"huggingface", "civitai"}
+    assert hosts == {"huggingface", "civitai", "modelscope"}  # Ollama: no tags
 
 
 def test_replicate_alone_without_token_is_a_one_line_error(
