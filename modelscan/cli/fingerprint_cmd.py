@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from modelscan.cli.options import db_option, json_flag, open_index
-from modelscan.errors import ModelscanError
+from modelscan.errors import ModelscanError, UnknownFormat
 
 if TYPE_CHECKING:
     from modelscan.records import Fingerprint
@@ -133,6 +133,10 @@ def _summary(fp: Fingerprint) -> str:
             text += f"; not on the allowlist: {', '.join(allowed[:6])}"
             text += " ..." if len(allowed) > 6 else ""
         rows.append(("pickle", text))
+        if ps.error:
+            rows.append(
+                ("pickle error", f"{ps.error} (verdict covers what came before)")
+            )
         rows.extend(("note", n) for n in ps.notes)
     if fp.remote is not None:
         r = fp.remote
@@ -232,6 +236,8 @@ def fingerprint(
                 if store is not None:
                     _save(store, fp, path)
             except ModelscanError as exc:
+                if isinstance(exc, UnknownFormat) and not explicit:
+                    continue  # a directory walk's look-alike (a gzip of text): skip
                 failed += 1
                 bar.clear()
                 click.echo(f"modelscan: error: {exc}", err=True)
