@@ -266,7 +266,8 @@ def _inflate(reader: RangeReader, kind: str, found: _Found) -> bytes:
 def _scan_compressed(reader: RangeReader, found: _Found, depth: int) -> str:
     kind = compression_of(reader.read_at(0, min(reader.size, 4096))) or "zlib"
     data = _inflate(reader, kind, found)
-    inner = _scan_data(data, f"{reader.name}!{kind}", found, depth) if data else None
+    where = f"{reader.name}:<{kind} stream>"
+    inner = _scan_data(data, where, found, depth) if data else None
     return f"{kind}+{inner}" if inner else kind
 
 

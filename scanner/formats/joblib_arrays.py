@@ -106,3 +106,19 @@ def after_build(m: _Machine, call: Call) -> None:
         m.read_raw(padding, "joblib array padding")
     nbytes = math.prod(shape) * _itemsize(state.get("dtype"))
     m.skip_raw(nbytes, f"joblib array of {nbytes} bytes")
+
+
+def count_arrays(root: Any) -> int:
+    """How many joblib array wrappers the inert object graph under ``root`` holds."""
+    from modelscan.scanner.formats.pickle_danger import children
+
+    count, seen, todo = 0, set(), [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Call) and isinstance(obj.func, Global):
+            count += obj.func.qualname in WRAPPERS
+        todo.extend(children(obj))
+    return count

@@ -155,7 +155,8 @@ def danger_of(qualname: str) -> str | None:
 # --- reference-expansion bombs --------------------------------------------------------
 
 
-def _parts(obj: Any) -> list[Any]:
+def children(obj: Any) -> list[Any]:
+    """The values a container or call holds (none for a leaf)."""
     if isinstance(obj, list | tuple):
         return list(obj)
     if isinstance(obj, PickledDict):
@@ -184,14 +185,14 @@ def expanded_size(root: Any, *, limit: int = BOMB_ELEMENTS) -> int:
         obj, done = todo.pop()
         key = id(obj)
         if done:
-            total = 1 + sum(sizes.get(id(p), 1) for p in _parts(obj))
+            total = 1 + sum(sizes.get(id(p), 1) for p in children(obj))
             sizes[key] = min(total, limit)
             continue
         if key in sizes or isinstance(obj, _LEAVES):
             continue
         sizes[key] = 1  # in progress: a cycle back here counts one
         todo.append((obj, True))
-        todo.extend((p, False) for p in _parts(obj) if not isinstance(p, _LEAVES))
+        todo.extend((p, False) for p in children(obj) if not isinstance(p, _LEAVES))
     return sizes.get(id(root), 1)
 
 

@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelscan.records import PickleSafety
-from modelscan.scanner.formats.joblib_arrays import WRAPPERS, after_build
+from modelscan.scanner.formats.joblib_arrays import (
+    WRAPPERS,
+    after_build,
+    count_arrays,
+)
 from modelscan.scanner.formats.pickle_danger import BOMB, bomb_note, danger_of
 from modelscan.scanner.formats.pickle_vm import (
     MAX_PICKLE_BYTES,
@@ -345,9 +349,8 @@ def read_layout(reader: RangeReader) -> Layout:
         metadata["top_level_keys"] = keys
         metadata["top_level_key_count"] = len(as_dict(main) or [])
     if any(g in WRAPPERS for g in scan.globals):
-        metadata["joblib_arrays"] = sum(
-            1 for w in scan.walks for g in w.globals if g in WRAPPERS
-        )
+        roots = [w.result.root for w in scan.walks if w.result is not None]
+        metadata["joblib_arrays"] = sum(count_arrays(r) for r in roots)
     end = scan.walks[-1].end
     if scan.error is None and end < reader.size:
         metadata["trailing_bytes"] = reader.size - end

@@ -309,6 +309,10 @@ def test_package_never_calls_a_real_unpickler() -> None:
         "torch_pickle.py",
         "torch_zip.py",
         "torch_legacy.py",
+        "pickle_danger.py",
+        "joblib_arrays.py",
+        "npy.py",
+        "archives.py",
     ):
         tree = ast.parse((FORMATS_DIR / name).read_text())
         for node in ast.walk(tree):
