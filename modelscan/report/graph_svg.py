@@ -4,7 +4,7 @@ The graph is drawn parent above child (the way weights travel). Several edges
 between the same two repos (one per file) become one line labelled by
 ``lineage_render.edges_text``; declared edges are solid, inferred ones dashed,
 and each relation has its colour. With the ``dot`` binary and the ``graphviz``
-package, Graphviz lays the graph out (``unflatten`` first for wide families);
+package, Graphviz lays the graph out (left to right for a wide fan-out);
 otherwise :mod:`modelscan.report.layout` draws layered rows of our own.
 
 Every label is escaped for DOT (``graphviz.escape``: no HTML-like labels, no
@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ OTHER_COLOUR = "#8c564b"
 STATUS_FILLS = {"live": "#e6f4ea", "gated": "#fff4d6"}
 GONE_FILL = "#fbe3e3"
 UNKNOWN_FILL = "#ffffff"
-UNFLATTEN_ABOVE = 24  # nodes: beyond this Graphviz staggers wide rows
+WIDE_FANOUT = 8  # children of one node: beyond this Graphviz draws left to right
 EDGE_LABELS_UP_TO = 40  # drawn edges: beyond this labels are tooltips only
 
 
@@ -154,7 +155,14 @@ def _graphviz_svg(nodes: list[DrawNode], edges: list[DrawEdge]) -> str:
     graphviz: Any = importlib.import_module("graphviz")  # optional, untyped
 
     ids = {n.key: f"n{i}" for i, n in enumerate(nodes)}
-    dot = graphviz.Digraph("lineage", graph_attr={"rankdir": "TB", "bgcolor": "none"})
+    # A wide fan-out (a base with hundreds of fine-tunes) reads better as a
+    # column: parents left of their children. Staggering the leaves over more
+    # ranks (unflatten) keeps the width, as each long edge holds a place per rank.
+    fanout = max(Counter(e.parent for e in edges).values(), default=0)
+    rankdir = "LR" if fanout > WIDE_FANOUT else "TB"
+    dot = graphviz.Digraph(
+        "lineage", graph_attr={"rankdir": rankdir, "bgcolor": "none"}
+    )
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
     dot.attr("node", fontsize="10", margin="0.12,0.06")
     dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
@@ -180,8 +188,7 @@ def _graphviz_svg(nodes: list[DrawNode], edges: list[DrawEdge]) -> str:
         if labelled:
             attrs["label"] = graphviz.escape(e.text.replace(", ", "\n", 1))
         dot.edge(ids[e.parent], ids[e.child], **attrs)
-    if len(nodes) > UNFLATTEN_ABOVE:
-        dot = dot.unflatten(stagger=6, fanout=True, chain=4)
+
     svg = dot.pipe(format="svg", encoding="utf-8")
     body = unique_ids(svg[svg.index("<svg") :], "g-")
     return body.replace("<svg ", '<svg class="graph" role="img" ', 1)
