@@ -247,7 +247,9 @@ class ReplayServer:
             status, out_headers, body = self._route(host, path, query)
         else:
             status, out_headers, body = self._route_body(host, path, body)
-        ranged = "/resolve/" in path or host.endswith("-cdn")
+        # Range is answered on the Hub's /resolve/ and on any host's /cdn/ files
+        # (where a recorded redirect sends a blob, as Ollama's go to R2).
+        ranged = "/resolve/" in path or path.startswith("/cdn/")
         if status == 200 and "range" in headers and ranged:
             status, out_headers, body = _ranged(headers["range"], out_headers, body)
         if fault is not None and fault.reset:
@@ -395,8 +397,13 @@ class ReplayServer:
                     return self._file_answer(
                         folder / f"{stem}{suffix}", status, headers
                     )
-            if meta is not None:
-                return meta["status"], dict(meta.get("headers", {})), b""
+            if meta is not None:  # a status alone (a redirect, a 404)
+                headers = dict(meta.get("headers", {}))
+                location = headers.get("Location", "")
+                if location.startswith("/"):
+                    host = folder.relative_to(self.root).parts[0]
+                    headers["Location"] = f"/{host}{location}"
+                return meta["status"], headers, b""
         return None
 
     def _file_answer(self, path: Path, status: int, headers: dict[str, str]) -> Answer:

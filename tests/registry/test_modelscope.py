@@ -9,7 +9,12 @@ import pytest
 from fakes import FakeStore
 from replay import DATA, ReplayServer
 
-from modelscan.errors import AuthRequired, RateLimited, UnexpectedResponse
+from modelscan.errors import (
+    AuthRequired,
+    HostUnavailable,
+    RateLimited,
+    UnexpectedResponse,
+)
 from modelscan.records import LineageRef
 from modelscan.registry import make_host
 from modelscan.registry.base import crawl
@@ -200,3 +205,15 @@ def test_make_host_reads_the_ecosystems_variables(
     assert (ms.base_url, ms.client.has_token) == ("https://www.modelscope.ai", True)
     with pytest.raises(ValueError, match="--author"):
         make_host("modelscope", search="qwen")
+
+
+def test_check_tells_gone_renamed_and_live(
+    server: ReplayServer, sleeps: list[float]
+) -> None:
+    """404 is gone; an answer under another id is renamed; the same id is live."""
+    ms = host(server, sleeps)
+    assert ms.check("damo/does-not-exist") == "gone"
+    assert ms.check("damo/nlp_structbert_old_name") == "renamed"
+    server.fail("/modelscope/api/v1/models/Qwen/x", 500, times=None)
+    with pytest.raises(HostUnavailable):
+        ms.check("Qwen/x")
