@@ -46,6 +46,10 @@ URL_HOSTS = {
     "www.civitai.com": "civitai",
     "replicate.com": "replicate",
     "www.replicate.com": "replicate",
+    "ollama.com": "ollama",
+    "www.ollama.com": "ollama",
+    "modelscope.cn": "modelscope",
+    "www.modelscope.cn": "modelscope",
 }
 CASE_INSENSITIVE_HOSTS = ("huggingface",)  # the Hub resolves repo ids in any case
 # First path segments of huggingface.co that are no owner of a model repo.
@@ -81,6 +85,9 @@ HF_REPO_PAGES = frozenset(
 REPLICATE_RESERVED = frozenset(
     {"docs", "blog", "pricing", "explore", "collections", "about", "account", "signin"}
 )
+OLLAMA_RESERVED = frozenset({"search", "blog", "download", "docs", "models", "public",
+                             "settings", "signin", "signup", "api"})  # fmt: skip
+_TAGGED = re.compile(r"[\w.-]+(:[\w.-]+)?")  # an Ollama name, maybe with its tag
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 _SEGMENT = re.compile(r"[\w.-]+")
 _URL = re.compile(r"https?://[^\s<>()\[\]{}|\"'`]+")
@@ -129,6 +136,21 @@ def _replicate_model(path: list[str]) -> str | None:
     return "/".join(path[:2]) if all(_SEGMENT.fullmatch(p) for p in path[:2]) else None
 
 
+def _ollama_model(path: list[str]) -> str | None:
+    """``ollama.com/library/gemma:2b`` -> ``library/gemma:2b`` (``/NS/NAME`` alike)."""
+    if len(path) != 2 or path[0] in OLLAMA_RESERVED:
+        return None
+    return "/".join(path) if all(_TAGGED.fullmatch(p) for p in path) else None
+
+
+def _modelscope_model(path: list[str]) -> str | None:
+    """``modelscope.cn/models/OWNER/NAME[/...]`` -> ``OWNER/NAME``."""
+    if len(path) >= 3 and path[0] == "models":
+        found = path[1:3]
+        return "/".join(found) if all(_SEGMENT.fullmatch(p) for p in found) else None
+    return None
+
+
 def url_repo(text: str) -> tuple[str, str] | None:
     """Return (host, host_id) of the model repo a host URL names, else None."""
     parts = urlsplit(text.strip())
@@ -144,6 +166,8 @@ def url_repo(text: str) -> tuple[str, str] | None:
         "huggingface": _hf_repo,
         "civitai": _civitai_model,
         "replicate": _replicate_model,
+        "ollama": _ollama_model,
+        "modelscope": _modelscope_model,
     }[host](path)
     return (host, found) if found else None
 

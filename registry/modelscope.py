@@ -251,12 +251,12 @@ def _unquote(value: str) -> str:
 
 
 def parse_card_lineage(host_id: str, card: str) -> tuple[LineageRef, ...]:
-    """Parents a card declares: ``base_model`` and Hugging Face links.
+    """Parents a card declares: ``base_model``, Hugging Face and Ollama links.
 
     A link to a Hugging Face repo of the same name (any owner: ModelScope
     mirrors live under ``AI-ModelScope``, ``LLM-Research``, ...) is a declared
-    mirror (relation ``copy``); other Hugging Face links are parents of unknown
-    relation.
+    mirror (relation ``copy``); other Hugging Face links, and Ollama tags (which
+    a later ``crawl --host ollama`` reads), are parents of unknown relation.
     """
     meta = front_matter(card[:MAX_CARD_BYTES], ("base_model", "base_model_relation"))
     named = meta.get("base_model") or []
@@ -268,8 +268,11 @@ def parse_card_lineage(host_id: str, card: str) -> tuple[LineageRef, ...]:
         if parent:
             ref = _ms_ref(parent)
             refs.setdefault(ref, LineageRef(ref, relation, "declared-card"))
-    for link in find_links(card[:MAX_CARD_BYTES], hosts=("huggingface",)):
-        mirror = link.rsplit("/", 1)[-1].lower() == host_id.rsplit("/", 1)[-1].lower()
+    for link in find_links(card[:MAX_CARD_BYTES], hosts=("huggingface", "ollama")):
+        same_name = (
+            link.rsplit("/", 1)[-1].lower() == host_id.rsplit("/", 1)[-1].lower()
+        )
+        mirror = link.startswith("hf:") and same_name
         refs.setdefault(
             link,
             LineageRef(link, "copy" if mirror else "unknown", "declared-description"),

@@ -64,10 +64,23 @@ def host_inputs(
     from modelscan.db.host_inputs import hashes_to_ask, known_ollama_tags
 
     if name == "ollama":
-        return {"names": sorted({*names, *known_ollama_tags(store)})}
+        return {"names": sorted({*names, *_valid_tags(known_ollama_tags(store))})}
     if name == "civitai" and by_hash:
         return {"by_hash": True, "hashes": hashes_to_ask(store, name, full=full)}
     return {}
+
+
+def _valid_tags(found: Sequence[str]) -> list[str]:
+    """The index's tags that are registry names (a declared parent may be any text)."""
+    from modelscan.registry.ollama import parse_name
+
+    valid = []
+    for text in found:
+        try:
+            valid.append(parse_name(text))
+        except ValueError:
+            continue
+    return valid
 
 
 def page_hook(

@@ -84,3 +84,20 @@ def test_status_shows_the_ollama_run(env: dict[str, str], tmp_path: Path) -> Non
     run(db, "crawl", "--host", "ollama", "--model", "gemma:2b")
     status = json.loads(run(db, "status", "--json").output)
     assert [r["host"] for r in status["runs"]] == ["ollama"]
+
+
+def test_an_ollama_tag_a_modelscope_card_links_is_read_without_naming_it(
+    env: dict[str, str], server: ReplayServer, tmp_path: Path
+) -> None:
+    """The Qwen card links its Ollama tag: `crawl --host ollama` alone reads it."""
+    db = f"sqlite:///{tmp_path / 'i.sqlite'}"
+    assert run(db, "crawl", "--host", "modelscope").exit_code == 0
+    server.reset()
+    crawled = json.loads(run(db, "crawl", "--host", "ollama", "--json").output)
+    assert crawled["hosts"][0]["new"] == 1
+    assert server.count("/ollama/v2/library/qwen2.5/manifests/0.5b-instruct-q8_0") == 1
+    where = run(
+        db, "where", "ca59ca7f13d0e15a8cfa77bd17e65d24f6844b554a7b6c12e07a5f89ff76844e"
+    )
+    assert "modelscope:" in where.output
+    assert "ollama:" in where.output

@@ -166,3 +166,14 @@ def test_make_host_hands_the_names_to_ollama_only() -> None:
         make_host("civitai", names=["gemma:2b"])
     with pytest.raises(ValueError, match="--model"):
         make_host("ollama", author="google")
+
+
+def test_ollama_and_modelscope_urls_are_references() -> None:
+    """ollama.com/library/NAME:TAG and modelscope.cn/models/ORG/NAME name repos."""
+    from modelscan.refs import url_ref
+
+    assert url_ref("https://ollama.com/library/gemma:2b") == "ollama:library/gemma:2b"
+    assert url_ref("https://ollama.com/search?q=x") is None
+    assert url_ref("https://www.modelscope.cn/models/Qwen/Qwen2.5-7B/files") == (
+        "modelscope:Qwen/Qwen2.5-7B"
+    )
