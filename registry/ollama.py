@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Unpack
 
-from modelscan.errors import UnexpectedResponse
+from modelscan.errors import AuthRequired, UnexpectedResponse
 from modelscan.records import Listing, RemoteFile
 from modelscan.registry.base import HostOptions, Page, host_client
 from modelscan.registry.http import HttpClient, join_url, raise_for_status
@@ -306,6 +306,7 @@ class OllamaHost:
         Raises:
             UnexpectedResponse: 404 for a tag the index never held (a typo, or
                 a tag never published): recorded as the run's error, not gone.
+            AuthRequired: 401/403, a private model.
         """
         repo, tag = split_id(listing.host_id)
         url = join_url(self.base_url, f"/v2/{repo}/manifests/{tag}")
@@ -314,6 +315,13 @@ class OllamaHost:
         )
         if response.status_code in (404, 410) and listing.host_id in self._known:
             return replace(listing, status="gone")
+        if response.status_code in (401, 403):  # no variable to name: say what it is
+            raise AuthRequired(
+                self.name, url,
+                f"HTTP {response.status_code}: the registry refused {listing.host_id} "
+                "(a private model: pulls of public tags need no token)",
+                status=response.status_code,
+            )  # fmt: skip
         raise_for_status(self.name, response, token_env="")
         digest = manifest_digest(response.headers, response.content)
         return parse_manifest(

@@ -177,3 +177,14 @@ def test_ollama_and_modelscope_urls_are_references() -> None:
     assert url_ref("https://www.modelscope.cn/models/Qwen/Qwen2.5-7B/files") == (
         "modelscope:Qwen/Qwen2.5-7B"
     )
+
+
+def test_a_refused_tag_is_one_items_error_and_the_others_are_read(
+    server: ReplayServer, sleeps: list[float], store: FakeStore
+) -> None:
+    """403 on one tag: recorded with a message saying why, the crawl goes on."""
+    server.fail("/ollama/v2/library/qwen2.5/", 403, times=None)
+    stats = crawl(host(server, sleeps, "gemma:2b", QWEN), store)
+    assert (stats.listings, stats.errors, stats.new) == (2, 1, 1)
+    assert "HTTP 403" in store.errors[0][3]
+    assert "private model" in store.errors[0][3]
