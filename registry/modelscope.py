@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Unpack
 from urllib.parse import quote
 
@@ -147,7 +148,8 @@ def parse_model(item: Any, *, base_url: str = DEFAULT_BASE_URL) -> Listing:
         owner=str(item["Path"]),
         url=f"{base_url.rstrip('/')}/models/{host_id}",
         revision=str(updated) if updated is not None else None,
-        updated_at=None,
+        updated_at=_unix(updated),
+        published_at=_unix(item.get("CreatedTime")),
         kind=_first(item.get("Tasks")),
         license=str(license_) if isinstance(license_, str) and license_ else None,
         downloads=_int(item.get("Downloads")),
@@ -155,6 +157,14 @@ def parse_model(item: Any, *, base_url: str = DEFAULT_BASE_URL) -> Listing:
         lineage=tuple(lineage),
         extra={k: item[k] for k in MODEL_EXTRA if item.get(k) not in (None, "", [])},
     )
+
+
+def _unix(value: Any) -> datetime | None:
+    """A ModelScope time (Unix seconds) as an aware UTC datetime; None if absent."""
+    seconds = _int(value)
+    if seconds is None or not 0 < seconds < 1 << 32:
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _int(value: Any) -> int | None:
@@ -210,6 +220,7 @@ def parse_files(
                 sha256=sha.lower() if isinstance(sha, str) and len(sha) == 64 else None,
                 url=file_url(base_url, host_id, path),
                 extra=extra,
+                published_at=_unix(entry.get("CommittedDate")),
             )
         )
     return tuple(out)

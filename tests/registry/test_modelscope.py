@@ -217,3 +217,16 @@ def test_check_tells_gone_renamed_and_live(
     server.fail("/modelscope/api/v1/models/Qwen/x", 500, times=None)
     with pytest.raises(HostUnavailable):
         ms.check("Qwen/x")
+
+
+def test_unix_times_become_the_hosts_dates() -> None:
+    """CreatedTime dates the repo, LastUpdatedTime its head, CommittedDate a file."""
+    from datetime import UTC, datetime
+
+    data = envelope_data("u", 200, load("dolphin/models,PageNumber=1.json"))
+    listing = parse_model(page_models(data)[0][0])
+    assert listing.published_at == datetime.fromtimestamp(1726800000, UTC)
+    assert listing.updated_at == datetime.fromtimestamp(1726900000, UTC)
+    entry = {"Path": "a.bin", "Type": "blob", "CommittedDate": 1726900000}
+    files = parse_files({"Files": [entry]}, host_id="o/n")
+    assert files[0].published_at == datetime.fromtimestamp(1726900000, UTC)
