@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeStore
 from replay import ReplayServer
 
-from modelscan.errors import UnexpectedResponse
+from modelscan.errors import AuthRequired, UnexpectedResponse
 from modelscan.registry import make_host
 from modelscan.registry.base import crawl
 from modelscan.registry.civitai_byhash import (
@@ -111,3 +111,18 @@ def test_make_host_builds_by_hash_for_civitai_only() -> None:
     assert byhash.hashes == [DREAMSHAPER]
     with pytest.raises(ValueError, match="--host civitai"):
         make_host("huggingface", by_hash=True)
+
+
+def test_a_reset_mid_answer_is_retried_and_a_bad_token_names_its_variable(
+    server: ReplayServer, sleeps: list[float], store: FakeStore
+) -> None:
+    """A POST answer cut mid-body is sent again; a refused token stops the run."""
+    server.fail("/civitai/api/v1/model-versions/by-hash", reset=True)
+    assert crawl(host(server, sleeps, [DREAMSHAPER]), store).new == 1
+    client = HttpClient("civitai", token="civ-bad", token_env="CIVITAI_API_TOKEN",
+                        sleep=sleeps.append)  # fmt: skip
+    server.bad_tokens.add("civ-bad")
+    refused = CivitaiByHashHost(client, server.base("civitai"), hashes=[MAJICMIX])
+    with pytest.raises(AuthRequired, match="CIVITAI_API_TOKEN") as caught:
+        crawl(refused, FakeStore())
+    assert "civ-bad" not in str(caught.value)
