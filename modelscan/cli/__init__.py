@@ -53,6 +53,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "lineage": "lineage_cmd",
     "spread": "spread_cmd",
     "report": "report_cmd",
+    "serve": "serve_cmd",
     "status": "status_cmd",
     "worker": "worker_cmd",
 }
