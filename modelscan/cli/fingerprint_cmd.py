@@ -249,6 +249,12 @@ def fingerprint(
                 )
             else:
                 click.echo(_summary(fp))
+            if fp.pickle_safety is not None and fp.pickle_safety.error:
+                failed += 1  # the verdict is printed, and the stream was broken
+                error = fp.pickle_safety.error
+                click.echo(
+                    f"modelscan: error: {path}: broken pickle: {error}", err=True
+                )
     if not targets:
         click.echo("modelscan: error: no model files found", err=True)
         sys.exit(1)
