@@ -191,10 +191,10 @@ def test_all_hosts_crawled_when_one_has_a_bad_token(
     result = crawl(db, "--host", "all")
     assert_clean_exit(result, 1)
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("modelscan: error: 1 of 3 hosts failed (huggingface: ")
+    assert last.startswith("modelscan: error: 1 of 5 hosts failed (huggingface: ")
     assert "HF_TOKEN" in last
     hosts = {h for (h,) in query(db, "SELECT DISTINCT host FROM repos")}
-    assert hosts == {"civitai", "replicate"}
+    assert hosts == {"civitai", "replicate", "modelscope"}
 
 
 # Every kind of endpoint a crawl reads, as the replay server sees its path.
@@ -205,6 +205,8 @@ ENDPOINTS = {
     "civitai-models": r"/civitai/api/v1/models\?",
     "replicate-models": r"/replicate/v1/models\?|/replicate/v1/models$",
     "replicate-versions": r"/replicate/v1/models/[^?]+/versions",
+    "modelscope-list": r"/modelscope/api/v1/dolphin/models",
+    "modelscope-files": r"/modelscope/api/v1/models/Qwen/[^?]+/repo/files",
 }
 
 
@@ -276,7 +278,8 @@ def test_a_list_endpoint_that_never_answers_stops_only_that_host(
     result = crawl(db, "--host", "all", "--json")
     assert_clean_exit(result, 1)
     status = {h["host"]: h["status"] for h in json.loads(result.stdout)["hosts"]}
-    assert status == {"huggingface": "ok", "civitai": "failed", "replicate": "ok"}
+    assert status == {"huggingface": "ok", "civitai": "failed", "replicate": "ok",
+                      "ollama": "ok", "modelscope": "ok"}  # fmt: skip
     assert index_state(db) == {r for r in clean_index if r[0] != "civitai"}
     alone = crawl(db, "--host", "civitai")
     assert_clean_exit(alone, 1)
