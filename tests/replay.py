@@ -14,6 +14,13 @@ lastModified, ``limit``, ``cursor``, ``expand``, filters, ``Link`` header), file
 trees of Hugging Face repos (from their ``siblings``; values the record lacks are
 derived from the path), and Replicate version lists (from the listed model).
 
+PUT and POST bodies are logged with their request. A JSON body's ``PageNumber``
+and ``Path`` are matched like a query (ModelScope's list calls), Civitai's
+``POST /api/v1/model-versions/by-hash`` is answered from the recorded Civitai
+models (and ``/api/v1/models/{id}`` from a list page's item), and Range is
+answered on the Hub's ``/resolve/`` and on any host's ``/cdn/`` files (where a
+recorded 307 sends an Ollama blob).
+
 Faults are injected with :meth:`ReplayServer.fail`, every request is logged in
 ``server.requests``, and ``server.delay`` slows each answer.
 

@@ -1,4 +1,4 @@
-"""``modelscan crawl``: fill the index from Hugging Face, Civitai and Replicate.
+"""``modelscan crawl``: fill the index from every host (Hugging Face, Civitai, ...).
 
 The command builds each host with :func:`modelscan.registry.make_host` and runs
 :func:`modelscan.registry.base.crawl` against the index; it only adds progress
