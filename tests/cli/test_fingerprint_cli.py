@@ -104,3 +104,80 @@ def test_every_command_reports_failures_with_the_same_prefix(tmp_path: Path) -> 
     assert result.exit_code == 1
     assert result.stderr.startswith("modelscan: error: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- pickle verdicts from the command line ------------------------------------------
+
+
+def _hostile(marker: Path) -> bytes:
+    cmd = f"touch {marker}".encode()
+    return b"\x80\x02cos\nsystem\nX" + len(cmd).to_bytes(4, "little") + cmd + b"\x85R."
+
+
+def test_a_directory_of_pickles_in_one_process(tmp_path: Path) -> None:
+    """200 small pickles (one hostile) in one run: one record each, danger named."""
+    import pickle
+    import time
+
+    marker = tmp_path / "pwned"
+    models = tmp_path / "models"
+    models.mkdir()
+    for i in range(199):
+        (models / f"m{i:03}.pkl").write_bytes(pickle.dumps({"i": i}, protocol=i % 6))
+    (models / "evil.bin").write_bytes(_hostile(marker))
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, ["fingerprint", "--json", str(models)])
+    elapsed = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 200
+    evil = next(r for r in records if r["path"].endswith("evil.bin"))
+    assert evil["pickle_safety"]["dangerous"] == ["os.system"]
+    assert all(r["pickle_safety"]["verdict"] == "safe" for r in records if r != evil)
+    assert not marker.exists()
+    assert elapsed < 20  # well under 0.1 s a file even on a loaded machine
+
+
+def test_broken_pickle_prints_its_verdict_and_exits_1(tmp_path: Path) -> None:
+    """A pickle cut after its call: the verdict is printed, the cut on stderr, 1."""
+    path = tmp_path / "cut.pkl"
+    path.write_bytes(_hostile(tmp_path / "pwned")[:-1])
+    result = CliRunner().invoke(cli, ["fingerprint", str(path)])
+    assert result.exit_code == 1
+    assert "DANGEROUS: os.system" in result.stdout
+    assert "pickle error" in result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"modelscan: error: {path}: broken pickle: ")
+
+
+def test_summary_tells_the_three_levels_apart(tmp_path: Path) -> None:
+    """safe, unsafe with names to review, unsafe with the dangerous call named."""
+    import argparse
+    import pickle
+
+    safe, review, danger = (tmp_path / n for n in ("a.pkl", "b.pkl", "c.pkl"))
+    safe.write_bytes(pickle.dumps({"lr": 0.1}))
+    review.write_bytes(pickle.dumps(argparse.Namespace(lr=0.1)))
+    danger.write_bytes(_hostile(tmp_path / "pwned"))
+    out = CliRunner().invoke(cli, ["fingerprint", str(safe), str(review), str(danger)])
+    blocks = out.stdout.split(str(tmp_path))[1:]
+    assert "pickle       safe: 0 globals" in blocks[0]
+    assert "not on the allowlist: argparse.Namespace" in blocks[1]
+    assert "DANGEROUS: os.system" in blocks[2]
+    assert "os.system: runs a command or a process" in blocks[2]
+
+
+def test_look_alikes_in_a_directory_are_skipped_but_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    """A gzip of text found by a walk is skipped; named on the command line, refused."""
+    import gzip
+
+    (tmp_path / "log.gz").write_bytes(gzip.compress(b"plain text\n" * 20))
+    _small_model(tmp_path / "m.safetensors")
+    result = CliRunner().invoke(cli, ["fingerprint", "--json", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1
+    named = CliRunner().invoke(cli, ["fingerprint", str(tmp_path / "log.gz")])
+    assert named.exit_code == 1
+    assert "holding no pickle or array" in named.stderr
