@@ -336,9 +336,14 @@ class ModelScopeHost:
         )
 
     def fetch_page(self, cursor: str | None, *, limit: int | None = None) -> Page:
-        """PUT one list page (page numbers from 1; the cursor is the number)."""
+        """PUT one list page (page numbers from 1; the cursor is the number).
+
+        Pages are always PAGE_SIZE long, ``limit`` or not: a page number means
+        the same models only at one size (the loop cuts a page to ``--limit``
+        and keeps its cursor on it).
+        """
         number = int(cursor) if cursor and cursor.isdigit() else 1
-        size = min(limit, PAGE_SIZE) if limit else PAGE_SIZE
+        size = PAGE_SIZE
         body: dict[str, Any] = {"PageNumber": number, "PageSize": size}
         path = "/api/v1/dolphin/models"
         if self.author:

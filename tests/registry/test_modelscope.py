@@ -230,3 +230,15 @@ def test_unix_times_become_the_hosts_dates() -> None:
     entry = {"Path": "a.bin", "Type": "blob", "CommittedDate": 1726900000}
     files = parse_files({"Files": [entry]}, host_id="o/n")
     assert files[0].published_at == datetime.fromtimestamp(1726900000, UTC)
+
+
+def test_limit_keeps_the_page_size_so_page_numbers_stay_meaningful(
+    server: ReplayServer, sleeps: list[float], store: FakeStore
+) -> None:
+    """--limit 2 saves two models, asks 100 a page, and resumes on the same page."""
+    stats = crawl(host(server, sleeps), store, limit=2)
+    assert stats.listings == 2
+    assert json.loads(server.requests[0].body)["PageSize"] == 100
+    assert store.cursors["modelscope", "default"] is None  # first page, kept
+    again = crawl(host(server, sleeps), store)
+    assert (again.new, again.unchanged) == (1, 2)
