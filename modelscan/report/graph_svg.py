@@ -40,6 +40,7 @@ RELATION_COLOURS = {
     "merge": "#d62728",
 }
 OTHER_COLOUR = "#8c564b"
+CONTRADICTED = "#c2185b"  # a declared edge the weights contradict
 STATUS_FILLS = {"live": "#e6f4ea", "gated": "#fff4d6"}
 GONE_FILL = "#fbe3e3"
 UNKNOWN_FILL = "#ffffff"
@@ -69,6 +70,7 @@ class DrawEdge:
     text: str
     colour: str
     declared: bool
+    contradicted: bool = False  # ``lineage --check`` says the weights disagree
 
 
 def relation_colour(relation: str) -> str:
@@ -85,13 +87,17 @@ def drawable(graph: LineageGraph) -> tuple[list[DrawNode], list[DrawEdge]]:
     groups: dict[tuple[str, str], list[Edge]] = {}
     for e in graph.edges:
         groups.setdefault((e.parent, e.child), []).append(e)
+    wrong = {(c.declared_parent, c.child) for c in graph.contradictions}
     edges = [
         DrawEdge(
             parent,
             child,
-            edges_text(same),
-            relation_colour(same[0].relation),
+            ("contradicted: " if (parent, child) in wrong else "") + edges_text(same),
+            CONTRADICTED
+            if (parent, child) in wrong
+            else relation_colour(same[0].relation),
             any(e.declared for e in same),
+            (parent, child) in wrong,
         )
         for (parent, child), same in groups.items()
     ]
@@ -183,6 +189,7 @@ def _graphviz_svg(nodes: list[DrawNode], edges: list[DrawEdge]) -> str:
             "color": e.colour,
             "fontcolor": e.colour,
             "style": "solid" if e.declared else "dashed",
+            "penwidth": "2.5" if e.contradicted else "1",
             "tooltip": graphviz.escape(e.text),
         }
         if labelled:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from html import escape
 
 from modelscan.report.graph_svg import (
+    CONTRADICTED,
     EDGE_LABELS_UP_TO,
     RELATION_COLOURS,
     DrawEdge,
@@ -135,7 +136,7 @@ def _curve(e: DrawEdge, at: dict[str, tuple[int, int]], labelled: bool) -> str:
     out = (
         f'<g class="edge"><title>{text}</title>'
         f'<path d="M{x1},{y1} C{x1},{mid} {x2},{mid} {x2},{y2 - 6}" fill="none" '
-        f'stroke="{e.colour}" stroke-width="1.4"{dash}/>'
+        f'stroke="{e.colour}" stroke-width="{2.6 if e.contradicted else 1.4}"{dash}/>'
         f'<path d="M{x2 - 4},{y2 - 7} L{x2},{y2} L{x2 + 4},{y2 - 7} z" '
         f'fill="{e.colour}"/>'
     )
@@ -151,7 +152,7 @@ def _curve(e: DrawEdge, at: dict[str, tuple[int, int]], labelled: bool) -> str:
 def _legend(y: int) -> str:
     items = []
     x = MARGIN
-    for relation, colour in RELATION_COLOURS.items():
+    for relation, colour in [*RELATION_COLOURS.items(), ("contradicted", CONTRADICTED)]:
         items.append(
             f'<line x1="{x}" y1="{y}" x2="{x + 18}" y2="{y}" stroke="{colour}" '
             f'stroke-width="2"/><text x="{x + 22}" y="{y + 4}" font-size="10">'

@@ -11,9 +11,11 @@ where Chromium is absent, unless ``CI`` is set: then it fails.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,6 +149,10 @@ def test_report_in_chromium(indexed: str, browser: Any, tmp_path: Path) -> None:
     colours, inked = _colours(png)
     assert colours > 200  # text, cards, chart lines and coloured edges
     assert inked > 0.03
+    pdf = base64.b64decode(browser.execute_cdp_cmd("Page.printToPDF", {})["data"])
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pdf.startswith(b"%PDF")
+    assert 2 <= pages <= 12  # it prints, on a handful of A4/Letter pages
 
 
 def test_index_page_in_chromium(indexed: str, browser: Any, tmp_path: Path) -> None:

@@ -80,6 +80,9 @@ def test_both_graph_layouts(indexed: str, tmp_path: Path, layout: str) -> None:
     page = scan(out.read_text())
     assert page.attrs("data-engine") == [layout]
     assert "hf:tuner/ft" in "".join(page.text)
+    # the declared fine-tune the weights contradict is marked on its edge
+    tips = "".join(page.text) + "".join(page.attrs("xlink:title"))  # tooltips
+    assert "contradicted: finetune, declared-card" in tips
 
 
 def test_top_index_page(indexed: str, tmp_path: Path) -> None:
