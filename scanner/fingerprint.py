@@ -25,7 +25,7 @@ from modelscan.errors import FormatError, TruncatedFile, UnknownFormat, Unreadab
 from modelscan.records import Fingerprint, TensorFingerprint
 from modelscan.scanner import hashing, identity
 from modelscan.scanner.claims import claims_from_metadata
-from modelscan.scanner.layout import Layout, TensorSpan
+from modelscan.scanner.layout import Layout, TensorSpan, gc_paused
 from modelscan.scanner.reader import pump as reader_pump
 from modelscan.scanner.sniff import HEAD_BYTES, Format, detect_format, why_unknown
 
@@ -158,7 +158,7 @@ def fingerprint(
     Raises:
         FormatError: unreadable, unknown, truncated or malformed file.
     """
-    with open_reader(path) as reader:
+    with open_reader(path) as reader, gc_paused():  # per-tensor objects: layout.py
         layout = read_layout(reader, any_file=any_file)
         return _compute(reader, layout, all_hashes=all_hashes, progress=progress)
 

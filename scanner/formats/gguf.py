@@ -35,6 +35,7 @@ from modelscan.scanner.layout import (
     Layout,
     RangeReader,
     TensorSpan,
+    too_many_tensors,
 )
 
 MAX_HEADER_BYTES = 256 << 20  # far above any published header (~10 MiB with vocab)
@@ -259,16 +260,22 @@ def _check_version(version: int, path: str) -> int:
 
 
 def _count(c: _Cursor, what: str, cap: int, min_bytes: int) -> int:
-    """Read a u64 count; bound it by a cap and by the bytes left in the file."""
+    """Read a u64 count; bound it by the bytes left in the file, then by a cap.
+
+    A count the file cannot hold is a truncated file, whatever its size; one it
+    could hold but above the cap is refused by the cap.
+    """
     n = int(c.unpack("Q", what))
-    if n > cap:
-        raise HeaderTooLarge(c.path, f"{what} {n} is above the {cap} cap")
     if c.pos + n * min_bytes > c.size:
         raise TruncatedFile(
             c.path,
             f"{what} {n} needs at least {n * min_bytes} more bytes; "
             f"the file has {c.size - c.pos} left",
         )
+    if n > cap and cap == MAX_TENSORS:
+        raise HeaderTooLarge(c.path, f"{what}: the header {too_many_tensors(n)}")
+    if n > cap:
+        raise HeaderTooLarge(c.path, f"{what} {n} is above the {cap} cap")
     return n
 
 

@@ -34,6 +34,8 @@ from modelscan.scanner.layout import (
     Layout,
     RangeReader,
     TensorSpan,
+    gc_paused,
+    too_many_tensors,
 )
 
 MAX_HEADER_BYTES = 100_000_000  # the safetensors crate's MAX_HEADER_SIZE
@@ -42,6 +44,9 @@ _U64_MAX = 2**64 - 1
 _METADATA_KEY = "__metadata__"
 # A JSON string literal (escapes included), so brackets inside strings are skipped.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A "data_offsets" key (a string token followed by a colon cannot sit inside a
+# string literal, whose quotes are escaped): one per tensor entry.
+_TENSOR_KEY = re.compile(rb'"data_offsets"\s*:')
 _BRACKETS = b"[]{}"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
 # After deleting every other byte: an opening bracket counts 2, a closing one 0,
@@ -138,10 +143,13 @@ def parse_json_header(raw: bytes, *, path: str, file_size: int) -> Layout:
         TruncatedFile: the tensors need more data than the file holds.
         InvalidHeader: the header breaks a safetensors rule.
     """
+    listed = len(_TENSOR_KEY.findall(raw))  # objects with data_offsets: >= tensors
+    if listed > MAX_TENSORS + 1:  # refused before json builds a million objects
+        raise InvalidHeader(path, "header " + too_many_tensors(f"about {listed}"))
     doc = _load_json(raw, path)
     metadata = _parse_metadata(doc.pop(_METADATA_KEY, None), path)
     if len(doc) > MAX_TENSORS:
-        raise InvalidHeader(path, f"{len(doc)} tensors is above the {MAX_TENSORS} cap")
+        raise InvalidHeader(path, "header " + too_many_tensors(len(doc)))
     entries = [_parse_entry(name, info, path) for name, info in doc.items()]
     entries.sort(key=lambda e: (e[3], e[4]))  # stable: JSON order breaks ties
     body = 8 + len(raw)
@@ -180,9 +188,10 @@ def _load_json(raw: bytes, path: str) -> dict[str, Any]:
     if _max_depth(raw) > MAX_JSON_DEPTH:
         raise InvalidHeader(path, f"header JSON nests deeper than {MAX_JSON_DEPTH}")
     try:
-        doc = json.loads(
-            text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant
-        )
+        with gc_paused():  # many small objects: collections would double the time
+            doc = json.loads(
+                text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant
+            )
     except _DuplicateKey as exc:
         raise InvalidHeader(path, f"header repeats the key {exc}") from exc
     except (ValueError, RecursionError) as exc:

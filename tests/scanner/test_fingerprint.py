@@ -300,3 +300,61 @@ def test_gguf_type_gguf_cannot_dequantize_gets_no_sketch(tmp_path: Path) -> None
     assert t.shape == (rows, cols)
     assert t.sketch is None
     assert t.digest == blake3.blake3(raw.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("dtype", ["F64", "F32", "F16", "BF16"])
+def test_numpy_free_sketch_equals_numpy_decode(dtype: str) -> None:
+    """The struct decode of a window is numpy's, byte for byte, specials included."""
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.standard_normal(200) * 10.0 ** rng.integers(-9, 9, 200),
+            [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 65504.0, 65519.0],
+            [65520.0, -1e6, 6.0e-8, -3.0e-8, 1e-45, 2.0**-24, 2.0**-25, 1e300],
+            rng.standard_normal(40) * 1e-6,
+        ]
+    )
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN on purpose
+        if dtype == "BF16":
+            raw = (values.astype(np.float32).view(np.uint32) >> 16).astype("<u2")
+        else:
+            raw = values.astype({"F64": "<f8", "F32": "<f4", "F16": "<f2"}[dtype])
+        want = identity.to_sketch(identity.decode_floats(raw.tobytes(), dtype))
+    assert identity.sketch_of_floats(raw.tobytes(), dtype) == want
+
+
+_HEAVY = ("numpy", "tqdm", "gguf", "sqlalchemy", "requests", "huggingface_hub", "torch")
+_IMPORTS_AT_EXIT = """
+import atexit, sys
+heavy = {heavy!r}
+atexit.register(lambda: print("HEAVY", [m for m in heavy if m in sys.modules]))
+from modelscan.cli import main
+sys.argv = ["modelscan", "fingerprint", "--json", {path!r}]
+main()
+"""
+
+
+def test_fingerprint_json_starts_without_heavy_imports(tmp_path: Path) -> None:
+    """`modelscan fingerprint --json` of F16 safetensors and GGUF imports no numpy."""
+    import subprocess
+    import sys
+
+    import gguf
+    from safetensors.numpy import save_file
+
+    arr = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float16)
+    save_file({"w": arr}, str(tmp_path / "m.safetensors"))
+    writer = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "llama")
+    writer.add_tensor("w", arr)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    for name in ("m.safetensors", "m.gguf"):
+        code = _IMPORTS_AT_EXIT.format(heavy=_HEAVY, path=str(tmp_path / name))
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        record, heavy = out.splitlines()
+        assert '"sketch"' in record or '"tensors"' in record
+        assert heavy == "HEAVY []", name

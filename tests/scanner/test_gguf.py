@@ -286,9 +286,9 @@ _BAD: list[tuple[str, bytes, type[FormatError], str]] = [
     ("version 4", _gguf(version=4), InvalidHeader, "unsupported GGUF version 4"),
     ("big endian", _gguf(version=3 << 24), InvalidHeader, "big-endian"),
     ("header cut", b"GGUF\x03\x00\x00\x00\x00", TruncatedFile, "tensor count"),
-    ("tensor count 2**63", _gguf(n_tensors=2**63), HeaderTooLarge, "tensor count"),
+    ("tensor count 2**63", _gguf(n_tensors=2**63), TruncatedFile, "tensor count"),
     ("tensor count > file", _gguf(n_tensors=1000), TruncatedFile, "tensor count 1000"),
-    ("kv count huge", _gguf(n_kv=2**40), HeaderTooLarge, "metadata count"),
+    ("kv count huge", _gguf(n_kv=2**40), TruncatedFile, "metadata count"),
     ("kv count > file", _gguf(n_kv=50), TruncatedFile, "metadata count 50"),
     (
         "string length 2**63",
@@ -518,3 +518,29 @@ def test_mutated_file_only_raises_format_error(
     except FormatError:
         return
     assert all(t.offset + t.nbytes <= len(data) for t in layout.tensors)
+
+
+def test_tensor_count_above_the_cap_is_refused_in_one_line() -> None:
+    """A GGUF whose bytes could hold its tensor count, past MAX_TENSORS: refused."""
+    from modelscan.scanner.layout import MAX_TENSORS
+
+    n = MAX_TENSORS + 1
+    data = _gguf(n_tensors=n, slack=n * 24)  # room for n minimal tensor infos
+    with pytest.raises(HeaderTooLarge) as caught:
+        gguf_fmt.read_layout(BytesReader(data, "many.gguf"))
+    message = str(caught.value)
+    assert message.startswith("many.gguf: ")
+    assert f"lists {n} tensors, above modelscan's cap of {MAX_TENSORS}" in message
+    assert "\n" not in message
+
+
+def test_ggml_type_table_matches_the_gguf_package() -> None:
+    """The GGML types parsed without gguf are gguf's names and block sizes."""
+    from modelscan.scanner.ggml_types import GGML_TYPES
+
+    want = {
+        int(t): (t.name, *gguf.GGML_QUANT_SIZES[t])
+        for t in QT
+        if t in gguf.GGML_QUANT_SIZES
+    }
+    assert want == GGML_TYPES

@@ -403,3 +403,35 @@ def test_mutated_real_file_only_raises_format_error(
         return
     end = max((t.offset + t.nbytes for t in layout.tensors), default=0)
     assert end <= max(cut, 8)
+
+
+def _zero_size_header(count: int) -> bytes:
+    """A valid header listing ``count`` zero-size tensors (no data section)."""
+    entry = '"t.%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+    raw = ("{" + ",".join(entry % i for i in range(count)) + "}").encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def test_a_million_tensors_is_refused_in_one_line_before_decoding() -> None:
+    """Past MAX_TENSORS a valid header is refused by the documented cap."""
+    from modelscan.scanner.layout import MAX_TENSORS
+
+    data = _zero_size_header(1_000_000)
+    with pytest.raises(InvalidHeader) as caught:
+        read_layout(BytesReader(data, "many.safetensors"))
+    message = str(caught.value)
+    assert message.startswith("many.safetensors: ")
+    assert f"cap of {MAX_TENSORS} per file" in message
+    assert "README: Limits" in message
+    assert "\n" not in message
+
+
+def test_tensors_up_to_the_cap_are_listed() -> None:
+    """A header at exactly MAX_TENSORS zero-size tensors parses, one span each."""
+    from modelscan.scanner.layout import MAX_TENSORS
+
+    layout = read_layout(BytesReader(_zero_size_header(MAX_TENSORS)))
+    assert len(layout.tensors) == MAX_TENSORS
+    assert {t.nbytes for t in layout.tensors} == {0}
+    with pytest.raises(InvalidHeader, match="above modelscan's cap"):
+        read_layout(BytesReader(_zero_size_header(MAX_TENSORS + 1)))
