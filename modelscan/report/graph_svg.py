@@ -4,7 +4,7 @@ The graph is drawn parent above child (the way weights travel). Several edges
 between the same two repos (one per file) become one line labelled by
 ``lineage_render.edges_text``; declared edges are solid, inferred ones dashed,
 and each relation has its colour. With the ``dot`` binary and the ``graphviz``
-package, Graphviz lays the graph out (left to right for a wide fan-out);
+package, Graphviz lays the graph out (a wide fan-out staggered in rows);
 otherwise :mod:`modelscan.report.layout` draws layered rows of our own.
 
 Every label is escaped for DOT (``graphviz.escape``: no HTML-like labels, no
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ CONTRADICTED = "#c2185b"  # a declared edge the weights contradict
 STATUS_FILLS = {"live": "#e6f4ea", "gated": "#fff4d6"}
 GONE_FILL = "#fbe3e3"
 UNKNOWN_FILL = "#ffffff"
-WIDE_FANOUT = 8  # children of one node: beyond this Graphviz draws left to right
+WIDE_FANOUT = 8  # children of one node: beyond this Graphviz staggers them in rows
+AUTO_GRAPHVIZ_UP_TO = 400  # nodes; 600 take dot 15 s, our layout 0.1 s
+GRAPHVIZ_PER_ROW = 5  # staggered leaves side by side (about a page's width)
 EDGE_LABELS_UP_TO = 40  # drawn edges: beyond this labels are tooltips only
 
 
@@ -139,7 +142,8 @@ def graph_svg(graph: LineageGraph, *, engine: str = "auto") -> tuple[str, str]:
 
     Args:
         graph: the lineage graph.
-        engine: ``graphviz``, ``builtin`` or ``auto`` (Graphviz when present).
+        engine: ``graphviz``, ``builtin`` or ``auto`` (Graphviz when present,
+            up to :data:`AUTO_GRAPHVIZ_UP_TO` nodes).
 
     Raises:
         ValueError: ``engine`` is ``graphviz`` and Graphviz is not installed.
@@ -149,7 +153,8 @@ def graph_svg(graph: LineageGraph, *, engine: str = "auto") -> tuple[str, str]:
     nodes, edges = drawable(graph)
     use = engine
     if engine == "auto":
-        use = "graphviz" if have_graphviz() else "builtin"
+        small = len(nodes) <= AUTO_GRAPHVIZ_UP_TO
+        use = "graphviz" if small and have_graphviz() else "builtin"
     if use == "graphviz":
         if not have_graphviz():
             raise ValueError("graphviz: install the dot binary and the package")
@@ -161,14 +166,13 @@ def _graphviz_svg(nodes: list[DrawNode], edges: list[DrawEdge]) -> str:
     graphviz: Any = importlib.import_module("graphviz")  # optional, untyped
 
     ids = {n.key: f"n{i}" for i, n in enumerate(nodes)}
-    # A wide fan-out (a base with hundreds of fine-tunes) reads better as a
-    # column: parents left of their children. Staggering the leaves over more
-    # ranks (unflatten) keeps the width, as each long edge holds a place per rank.
-    fanout = max(Counter(e.parent for e in edges).values(), default=0)
-    rankdir = "LR" if fanout > WIDE_FANOUT else "TB"
-    dot = graphviz.Digraph(
-        "lineage", graph_attr={"rankdir": rankdir, "bgcolor": "none"}
-    )
+    labelled = len(edges) <= EDGE_LABELS_UP_TO
+    # Unlabelled edges sharing a trunk (concentrate) keep the staggered leaves
+    # of a wide fan-out (unflatten, below) within a page's width.
+    attrs = {"rankdir": "TB", "bgcolor": "none", "nodesep": "0.25"}
+    dot = graphviz.Digraph("lineage", graph_attr=attrs)
+    if not labelled:
+        dot.attr(concentrate="true")
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica")
     dot.attr("node", fontsize="10", margin="0.12,0.06")
     dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
@@ -183,7 +187,6 @@ def _graphviz_svg(nodes: list[DrawNode], edges: list[DrawEdge]) -> str:
         if n.url:
             attrs["URL"] = graphviz.escape(n.url)
         dot.node(ids[n.key], graphviz.escape(text), **attrs)
-    labelled = len(edges) <= EDGE_LABELS_UP_TO
     for e in edges:
         attrs = {
             "color": e.colour,
@@ -195,7 +198,12 @@ def _graphviz_svg(nodes: list[DrawNode], edges: list[DrawEdge]) -> str:
         if labelled:
             attrs["label"] = graphviz.escape(e.text.replace(", ", "\n", 1))
         dot.edge(ids[e.parent], ids[e.child], **attrs)
+    fanout = max(Counter(e.parent for e in edges).values(), default=0)
+    source = dot
+    if fanout > WIDE_FANOUT:  # a base with hundreds of fine-tunes: rows of leaves
+        stagger = math.ceil(fanout / GRAPHVIZ_PER_ROW)
+        source = dot.unflatten(stagger=stagger, fanout=True, chain=4)
 
-    svg = dot.pipe(format="svg", encoding="utf-8")
+    svg = source.pipe(format="svg", encoding="utf-8")
     body = unique_ids(svg[svg.index("<svg") :], "g-")
     return body.replace("<svg ", '<svg class="graph" role="img" ', 1)

@@ -267,8 +267,8 @@ def _lineage(report: Report, engine: str, pre: str) -> str:
         svg, used = graph_svg(report.graph, engine=engine)
         body = (
             f'<div class="graph-box" data-engine="{_e(used)}">{svg}</div>'
-            '<p class="note">Parents above children (left of them in a wide '
-            "family). Solid: declared by a host or a file; dashed: inferred from "
+            '<p class="note">Parents above children. '
+            "Solid: declared by a host or a file; dashed: inferred from "
             "the weights; thick and magenta: a declared edge the weights "
             "contradict. Thick border: the subject.</p>" + _edge_rows(report)
         )

@@ -106,16 +106,22 @@ def test_markup_in_labels_stays_text(engine: str) -> None:
 
 
 def test_graphviz_draws_every_node() -> None:
-    """With dot installed, Graphviz draws a wide family as a column, page-wide."""
+    """With dot installed, Graphviz draws a wide family in rows, page-wide."""
     if not have_graphviz():
         if os.environ.get("CI"):
             pytest.fail("Graphviz (dot and the graphviz package) missing in CI")
         pytest.skip("Graphviz not installed")
-    graph = family(60, grandchildren=5)
+    graph = family(300, grandchildren=20)
     svg, _ = graph_svg(graph, engine="graphviz")
     root = ET.fromstring(svg)
     nodes = [g for g in root.iter(f"{SVG}g") if g.get("class") == "node"]
-    assert len(nodes) == 66
+    assert len(nodes) == 321
     width = float(re.sub(r"[a-z]+$", "", root.get("width", "0")))
-    height = float(re.sub(r"[a-z]+$", "", root.get("height", "0")))
-    assert width < 800 < height  # left to right, not one line of 60 boxes
+    assert width < 1200  # staggered rows, not one line of 300 boxes
+
+
+def test_auto_draws_a_huge_family_with_our_layout() -> None:
+    """Above 400 nodes auto takes our layout (Graphviz would take seconds)."""
+    svg, engine = graph_svg(family(450), engine="auto")
+    assert engine == "builtin"
+    assert len(_boxes(svg)) == 451
