@@ -110,6 +110,7 @@ COMPUTED_IMPORT = "import computed at load time"
 BOMB = "<reference-expansion bomb>"
 BOMB_ELEMENTS = 10**8  # elements a full expansion (repr, deepcopy, JSON) would make
 BOMB_RATIO = 1000  # ... and that many times the opcodes read
+BOMB_MIN_SHARED = 10  # 2**10 > BOMB_RATIO: fewer shared containers cannot get there
 
 _ENTRIES: dict[str, str] = {e: fam for fam, es in FAMILIES.items() for e in es}
 

@@ -25,7 +25,12 @@ from modelscan.scanner.formats.joblib_arrays import (
     after_build,
     count_arrays,
 )
-from modelscan.scanner.formats.pickle_danger import BOMB, bomb_note, danger_of
+from modelscan.scanner.formats.pickle_danger import (
+    BOMB,
+    BOMB_MIN_SHARED,
+    bomb_note,
+    danger_of,
+)
 from modelscan.scanner.formats.pickle_vm import (
     MAX_PICKLE_BYTES,
     Call,
@@ -284,7 +289,9 @@ def _add(scan: PickleScan, walk: PickleWalk, offset: int) -> None:
     if walk.error and scan.error is None:
         where = f"pickle {len(scan.walks)} at offset {offset}"
         scan.error = walk.error if len(scan.walks) == 1 else f"{where}: {walk.error}"
-    if walk.result is not None:
+    # Each shared container at most doubles an expansion: without ten of them no
+    # expansion reaches the bomb ratio, and the graph pass is skipped.
+    if walk.result is not None and walk.shared >= BOMB_MIN_SHARED:
         note = bomb_note(walk.result.root, walk.opcodes)
         if note is not None:
             scan.dangers.append(BOMB)

@@ -220,6 +220,7 @@ class _Machine:
     proto: int = 0
     opcodes: int = 0
     calls: int = 0  # REDUCE, NEWOBJ(_EX), INST, OBJ: calls a real load would make
+    shared: int = 0  # second references to containers: what an expansion bomb needs
     notes: list[str] = field(default_factory=list)  # oddities a real load reads past
     # Called after BUILD on a call: joblib's unpickler reads array bytes right there.
     build_hook: Callable[[_Machine, Call], None] | None = None
@@ -381,7 +382,13 @@ class _Machine:
     def op_get(self, index: int) -> None:
         if index not in self.memo:
             raise self.fail(f"memo index {index} was never stored")
-        self.push(self.memo[index])
+        self.push_shared(self.memo[index])
+
+    def push_shared(self, value: Any) -> None:
+        """Push a second reference (GET, DUP); count it when it is a container."""
+        if isinstance(value, _CONTAINERS):
+            self.shared += 1
+        self.push(value)
 
     def op_stack_global(self) -> None:
         name, module = self.pop(), self.pop()
@@ -457,6 +464,7 @@ class _Machine:
 
 
 COMPUTED = "<computed>"  # a module or name only a load would compute
+_CONTAINERS = (list, tuple, PickledDict, PickledSet, Call)
 
 
 def _static(value: Any) -> str:
@@ -476,7 +484,7 @@ _OPS: dict[int, Callable[[_Machine], object]] = {
     ord("("): _M.op_mark,
     ord("0"): _M.op_pop,
     ord("1"): _M.pop_mark,
-    ord("2"): _push(_M.top),
+    ord("2"): lambda m: m.push_shared(m.top()),
     ord("F"): _push(lambda m: float(m.src.line())),
     ord("I"): _M.op_int,
     ord("L"): _push(lambda m: _intline(m.src.line())),
@@ -618,6 +626,7 @@ class PickleWalk:
     calls: int
     notes: tuple[str, ...] = ()
     fault: str = ""  # "", "truncated", "too-large" or "invalid"
+    shared: int = 0  # GETs and DUPs of containers
 
     def is_pickle(self, *, more_bytes: bool = False) -> bool:
         """Whether a loader would treat these bytes as a pickle it runs.
@@ -655,6 +664,7 @@ def _walk(src: _Source, build_hook: BuildHook | None) -> PickleWalk:
         m.calls,
         tuple(m.notes),
         fault,
+        m.shared,
     )
 
 
