@@ -30,6 +30,17 @@ def test_headline_numbers_are_spread_json(indexed: str, tmp_path: Path) -> None:
     assert made["copies"] == 5
 
 
+def test_descendants_numbers_are_spread_json(indexed: str, tmp_path: Path) -> None:
+    """With --descendants the page shows `spread --descendants --json`'s numbers."""
+    out = tmp_path / "family.html"
+    args = ("hf:org/base", "--descendants", "--db", indexed)
+    run("report", *args, "-o", str(out))
+    page = scan(out.read_text())
+    spread = json.loads(run("spread", *args, "--json"))
+    assert page.measures == expected_measures(spread)
+    assert "Spread of hf:org/base and its descendants" in "".join(page.text)
+
+
 def test_hostile_names_stay_text(indexed: str, tmp_path: Path) -> None:
     """A repo named <script>alert(1)</script>, hostile owners, paths, cards: text."""
     shown = {  # subject -> what its page must show as text
