@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelscan.errors import UnknownFormat
 from modelscan.records import Fingerprint
@@ -305,3 +307,47 @@ def test_compressed_joblib_is_opened(compress: Any, tmp_path: Path) -> None:
     fp = fingerprint(path)
     assert fp.format.endswith("+pickle")
     assert_flagged(fp, marker)
+
+
+# --- hostile containers raise only FormatError --------------------------------------
+
+
+def _seeds() -> list[bytes]:
+    import py7zr
+
+    seven = io.BytesIO()
+    with py7zr.SevenZipFile(seven, "w") as z:
+        z.writestr(pickle.dumps({"k": [1, 2]}), "m.pkl")
+    tar = tar_bytes({"x.pkl": pickle.dumps([1, 2, 3])})
+    return [
+        zip_bytes({"a.pkl": pickle.dumps({"a": 1}), "b.txt": b"hi"}),
+        tar,
+        gzip.compress(tar),
+        seven.getvalue(),
+        npy_bytes(pickle.dumps([1])),
+    ]
+
+
+SEEDS = _seeds()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, len(SEEDS) - 1),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6),
+    st.integers(0, 10**6),
+)
+def test_mutated_containers_raise_only_format_errors(
+    seed: int, edits: list[tuple[int, int]], cut: int
+) -> None:
+    """A container with bytes changed or cut gives a layout or a FormatError only."""
+    from modelscan.errors import FormatError
+    from modelscan.scanner.fingerprint import read_layout
+    from modelscan.scanner.layout import BytesReader
+
+    data = bytearray(SEEDS[seed])
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    reader = BytesReader(bytes(data[: max(1, cut % (len(data) + 1))]), "fuzz")
+    with suppress(FormatError):
+        read_layout(reader)  # type: ignore[arg-type]
