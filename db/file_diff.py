@@ -105,7 +105,12 @@ def load_live(conn: Connection, repo_ids: Sequence[int]) -> dict[int, dict[str, 
     out: dict[int, dict[str, Any]] = {rid: {} for rid in repo_ids}
     for part in chunks(sorted(set(repo_ids))):
         stmt = select(
-            FILES.c.id, FILES.c.repo_id, FILES.c.path, FILES.c.sha256, FILES.c.size
+            FILES.c.id,
+            FILES.c.repo_id,
+            FILES.c.path,
+            FILES.c.sha256,
+            FILES.c.size,
+            FILES.c.published_at,
         ).where(FILES.c.repo_id.in_(part), FILES.c.gone_at.is_(None))
         for row in conn.execute(stmt):
             out[row.repo_id][row.path] = row
@@ -145,6 +150,7 @@ def _file_row(
         "last_seen": at,
         "gone_at": None,
         "extra": extra or None,
+        "published_at": rf.published_at,
     }
 
 
@@ -189,6 +195,8 @@ def diff_files(
                     "url": new["url"],
                     "sha256": new["sha256"] or old.sha256,
                     "extra": new["extra"],
+                    # the first date a host gave stays; a recrawl fills in a NULL
+                    "published_at": old.published_at or new["published_at"],
                 }
             )
     for row in current.values():
@@ -225,7 +233,15 @@ def write_diff(conn: Connection, diff: Diff) -> None:
         )
         conn.execute(stmt, diff.closes)
     if diff.touches:
-        names = ("last_seen", "version_id", "size", "url", "sha256", "extra")
+        names = (
+            "last_seen",
+            "version_id",
+            "size",
+            "url",
+            "sha256",
+            "extra",
+            "published_at",
+        )
         stmt = (
             update(FILES)
             .where(FILES.c.id == bindparam("fid"))

@@ -296,6 +296,8 @@ def load_repos(conn: Connection, ids: Iterable[int]) -> dict[int, RepoRow]:
             REPOS.c.downloads,
             REPOS.c.first_seen,
             REPOS.c.gone_at,
+            REPOS.c.published_at,
+            REPOS.c.downloads_all_time,
         ).where(REPOS.c.id.in_(part))
         out.update({r.id: RepoRow(**r._mapping) for r in conn.execute(stmt)})
     return out

@@ -183,6 +183,7 @@ def _load_repos(
             REPOS.c.revision,
             REPOS.c.status,
             REPOS.c.gone_at,
+            REPOS.c.published_at,
         ).where(REPOS.c.host == host, REPOS.c.host_id.in_(part))
         out.update({r.host_id: r._asdict() for r in conn.execute(stmt)})
     return out
@@ -212,6 +213,8 @@ def _upsert_repos(
         )
         if listing.revision is None and old is not None:
             row["revision"] = old["revision"]
+        row["published_at"] = listing.published_at
+        row["downloads_all_time"] = listing.downloads_all_time
         rows.append(row)
     upsert(
         conn,
@@ -219,6 +222,8 @@ def _upsert_repos(
         rows,
         key=["host", "host_id"],
         update=[*_REPO_FIELDS, "last_seen", "gone_at"],
+        prefer_new=["downloads_all_time"],
+        prefer_old=["published_at"],  # the first date a host gave stays
     )
     ids = {k: v["id"] for k, v in before.items()}
     missing = [r.listing.host_id for r in repos if r.listing.host_id not in ids]
@@ -304,6 +309,19 @@ def known_revisions(
         k: v["revision"]
         for k, v in _load_repos(conn, host, list(host_ids)).items()
         if v["status"] not in NOT_LIVE
+    }
+
+
+def undated(conn: Connection, host: str, host_ids: Sequence[str]) -> set[str]:
+    """Return the host ids of ``host_ids`` held without the host's date.
+
+    Repos crawled before migration 0004 have no ``published_at``; the crawl
+    fetches their details once more when the host now gives a date.
+    """
+    return {
+        k
+        for k, v in _load_repos(conn, host, list(host_ids)).items()
+        if v["published_at"] is None
     }
 
 

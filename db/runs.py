@@ -24,6 +24,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from modelscan.db.tables import ERRORS, HOSTS, LOCKS, RUNS, STATE
 from modelscan.db.upsert import upsert
 from modelscan.errors import StoreError
+from modelscan.hostinfo import host_info
 
 LOCK_STALE_AFTER = timedelta(hours=1)
 
@@ -48,8 +49,19 @@ def now() -> datetime:
 
 
 def ensure_host(conn: Connection, host: str, at: datetime) -> None:
-    """Insert the host row if it is missing."""
-    upsert(conn, HOSTS, [{"name": host, "first_seen": at}], key=["name"])
+    """Insert the host row if it is missing; set its operator and country.
+
+    The operator and country come from modelscan/hostinfo.py (the built-in table
+    and the user's hosts.toml), so the views can count jurisdictions.
+    """
+    info = host_info(host)
+    row = {
+        "name": host,
+        "first_seen": at,
+        "operator": info.operator,
+        "country": info.country,
+    }
+    upsert(conn, HOSTS, [row], key=["name"], update=["operator", "country"])
 
 
 def _pid_alive(pid: int) -> bool:

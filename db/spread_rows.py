@@ -30,6 +30,10 @@ FAMILY_COLUMNS = (
     "takedown_cost",
     "downloads",
     "first_seen",
+    "jurisdictions",
+    "operators",
+    "downloads_all_time",
+    "first_published",
 )
 SPREAD_COPIES = table("spread_copies", *(column(c) for c in FAMILY_COLUMNS))
 
@@ -76,6 +80,11 @@ def load_copies(conn: Connection, shas: Iterable[str]) -> list[CopyRow]:
                 FILES.c.path,
                 FILES.c.first_seen,
                 FILES.c.gone_at,
+                func.coalesce(FILES.c.published_at, REPOS.c.published_at).label(
+                    "published_at"
+                ),
+                REPOS.c.downloads_all_time,
+                REPOS.c.url,
             )
             .join(REPOS, REPOS.c.id == FILES.c.repo_id)
             .where(REPOS.c.host != LOCAL_HOST, FILES.c.sha256.in_(part))
@@ -102,7 +111,9 @@ def load_top_families(conn: Connection, n: int, order: str) -> list[FamilyRow]:
             **{
                 **r._mapping,
                 "downloads": int(r.downloads or 0),
+                "downloads_all_time": int(r.downloads_all_time or 0),
                 "first_seen": as_datetime(r.first_seen),
+                "first_published": as_datetime(r.first_published),
             }
         )
         for r in conn.execute(stmt)

@@ -278,6 +278,10 @@ class Store(LineageRows):
         """Return {host_id: revision} for the repos the index knows."""
         return self._read(lambda c: pages.known_revisions(c, host, host_ids))
 
+    def undated(self, host: str, host_ids: Sequence[str]) -> set[str]:
+        """Return the host ids of the repos held without the host's date."""
+        return self._read(lambda c: pages.undated(c, host, host_ids))
+
     def mark_gone(
         self,
         host: str,

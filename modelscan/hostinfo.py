@@ -74,9 +74,9 @@ def hosts_file() -> Path:
     return Path(user_config_dir("modelscan")) / "hosts.toml"
 
 
-def parse_hosts(data: Mapping[str, Any], *, source: str = "hosts file") -> dict[
-    str, HostInfo
-]:
+def parse_hosts(
+    data: Mapping[str, Any], *, source: str = "hosts file"
+) -> dict[str, HostInfo]:
     """Merge an override table (parsed TOML) over the built-in one.
 
     Raises:
@@ -95,9 +95,8 @@ def parse_hosts(data: Mapping[str, Any], *, source: str = "hosts file") -> dict[
                 raise ConfigError(f"{source}: [{host}] {key} must be a string")
         downloads = entry.get("downloads")
         if downloads is not None and downloads not in DOWNLOAD_KINDS:
-            raise ConfigError(
-                f"{source}: [{host}] downloads must be one of {', '.join(DOWNLOAD_KINDS)}"
-            )
+            kinds = ", ".join(DOWNLOAD_KINDS)
+            raise ConfigError(f"{source}: [{host}] downloads must be one of {kinds}")
         country = entry.get("country")
         base = out.get(host, UNKNOWN)
         out[host] = replace(

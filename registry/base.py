@@ -131,6 +131,9 @@ class Store(Protocol):
     ) -> dict[str, str | None]:
         """Return the stored revision of each listing the index holds as live."""
 
+    def undated(self, host: str, host_ids: Sequence[str]) -> set[str]:
+        """Return the listings held without the host's date (``published_at``)."""
+
     def mark_gone(
         self,
         host: str,
@@ -460,18 +463,27 @@ class CrawlSteps:
         """Positions of listings ready to save as listed, and of those needing details.
 
         A listing needs details when the host says so for it: new to the index
-        (or held as gone), or whose revision moved.
+        (or held as gone), or whose revision moved. A listing the index holds
+        without a date, for which the host now gives one (rows crawled before
+        the index kept ``published_at``), is completed again as if unknown, once.
         """
+        todo = self.pending(listings)
+        return set(range(len(listings))) - set(todo), todo
+
+    def pending(self, listings: Sequence[Listing]) -> list[int]:
+        """Positions of the listings that need details (see :meth:`split`)."""
         ids = list(dict.fromkeys(item.host_id for item in listings))
         known = self.store.known_revisions(self.host.name, ids) if ids else {}
-        todo = [
+        dated = [i.host_id for i in listings if i.published_at and i.host_id in known]
+        for host_id in self.store.undated(self.host.name, dated) if dated else ():
+            del known[host_id]
+        return [
             i
             for i, item in enumerate(listings)
             if self.host.needs_details(
                 item, item.host_id in known, known.get(item.host_id)
             )
         ]
-        return set(range(len(listings))) - set(todo), todo
 
     def complete(self, listings: list[Listing]) -> list[Listing | None]:
         """Fetch the details of ``listings``; None where there is nothing to save.

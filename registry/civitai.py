@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Unpack
 
 from modelscan.errors import UnexpectedResponse
@@ -112,7 +113,10 @@ def parse_hashes(hashes: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]
 
 
 def parse_file(item: Mapping[str, Any], *, version: Mapping[str, Any]) -> RemoteFile:
-    """One ``modelVersions[].files[]`` entry as a RemoteFile."""
+    """One ``modelVersions[].files[]`` entry as a RemoteFile.
+
+    ``published_at`` is the version's ``publishedAt`` (else its ``createdAt``).
+    """
     sha, hashes = parse_hashes(item.get("hashes") or {})
     size_kb = item.get("sizeKB")
     extra = {k: item[k] for k in FILE_EXTRA if item.get(k) is not None}
@@ -128,7 +132,13 @@ def parse_file(item: Mapping[str, Any], *, version: Mapping[str, Any]) -> Remote
         url=str(item.get("downloadUrl") or version.get("downloadUrl") or ""),
         hashes=hashes,
         extra=extra,
+        published_at=version_date(version),
     )
+
+
+def version_date(version: Mapping[str, Any]) -> datetime | None:
+    """When a version was published (``publishedAt``, else ``createdAt``)."""
+    return parse_time(version.get("publishedAt") or version.get("createdAt"))
 
 
 def parse_lineage(model: Mapping[str, Any]) -> tuple[LineageRef, ...]:
@@ -202,6 +212,8 @@ def parse_model(
         likes=stats.get("thumbsUpCount"),
         lineage=parse_lineage(item),
         extra=extra,
+        published_at=min(filter(None, map(version_date, versions)), default=None),
+        downloads_all_time=stats.get("downloadCount"),  # Civitai counts all time
     )
     newest_first = sorted(versions, key=lambda v: -int(v.get("id") or 0))
     return tuple(_version_listing(model, v) for v in newest_first) or (model,)
@@ -216,7 +228,7 @@ def _version_listing(model: Listing, version: Mapping[str, Any]) -> Listing:
     return replace(
         model,
         revision=str(version["id"]) if version.get("id") is not None else None,
-        updated_at=parse_time(version.get("publishedAt") or version.get("createdAt")),
+        updated_at=version_date(version),
         files=files,
     )
 

@@ -86,6 +86,7 @@ LIST_EXPAND = (
     "createdAt",
     "disabled",
     "downloads",
+    "downloadsAllTime",
     "gated",
     "lastModified",
     "library_name",
@@ -208,7 +209,16 @@ def parse_model(
         likes=item.get("likes"),
         lineage=parse_lineage(card, tags),
         extra=extra,
+        published_at=parse_time(item.get("createdAt")),
+        downloads_all_time=_count(item.get("downloadsAllTime")),
     )
+
+
+def _count(value: object) -> int | None:
+    """A count the Hub states, or None for anything but a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 def parse_tree(
@@ -221,7 +231,9 @@ def parse_tree(
     """Turn ``list_repo_tree(recursive=True, expand=True)`` entries into RemoteFiles.
 
     LFS files carry the Hub's sha256 (the LFS oid, equal to the file's sha256);
-    other files keep only their git blob id in ``extra``.
+    other files keep only their git blob id in ``extra``. ``published_at`` is the
+    date of the file's ``lastCommit``: the commit that put this content at this
+    path (None when the tree has no commit info).
     """
     files = []
     for entry in entries:
@@ -244,6 +256,7 @@ def parse_tree(
                 sha256=lfs.sha256.lower() if lfs is not None else None,
                 url=f"{base_url}/{repo_id}/resolve/{revision}/{quote(entry.path)}",
                 extra=extra,
+                published_at=entry.last_commit.date if entry.last_commit else None,
             )
         )
     return tuple(sorted(files, key=lambda f: f.path))
@@ -400,6 +413,11 @@ class HuggingFaceHost:
         files = parse_tree(
             entries, base_url=self.base_url, repo_id=repo_id, revision=sha
         )
+        if listing.published_at is not None:  # the repo's createdAt stands in
+            files = tuple(
+                f if f.published_at else replace(f, published_at=listing.published_at)
+                for f in files
+            )
         listing = replace(listing, files=files)
         if any(f.path == ADAPTER_CONFIG for f in files):
             listing = self._with_adapter_parent(listing, sha)

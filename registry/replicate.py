@@ -118,6 +118,7 @@ def parse_model(
         downloads=item.get("run_count"),
         lineage=parse_lineage(item),
         extra=extra,
+        published_at=parse_time(latest.get("created_at")),  # until versions are read
     )
 
 
@@ -217,8 +218,13 @@ class ReplicateHost:
                 *lineage,
                 *(ref for ref in parse_lineage({}, readme) if ref not in lineage),
             )
+        dates = [parse_time(v.get("created_at")) for v in versions]
+        first = min((d for d in dates if d is not None), default=listing.published_at)
         return replace(
-            listing, lineage=lineage, extra={**listing.extra, "versions": versions}
+            listing,
+            lineage=lineage,
+            extra={**listing.extra, "versions": versions},
+            published_at=first,  # the model appeared with its first version
         )
 
     def check(self, host_id: str) -> str | None:

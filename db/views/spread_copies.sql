@@ -1,7 +1,10 @@
 -- Per weights family: copies (occurrences ever seen), live copies, distinct hosts and
 -- (host, owner) accounts that ever held one, takedown_cost (accounts holding a live
--- copy), downloads summed over the distinct repos holding one, first and last seen,
--- and survival (gone copies, and how many had a live copy in another repo then).
+-- copy) beside the jurisdictions (host countries) and operators holding a live
+-- copy, downloads summed over the distinct repos holding one (as each host counts
+-- them, and all-time where the host says), first published (the hosts' own dates),
+-- first and last seen (ours), and survival (gone copies, and how many had a live
+-- copy in another repo then).
 -- sha256 is one member of the family (the smallest hash), for lookups.
 CREATE VIEW spread_copies AS
 SELECT
@@ -13,7 +16,11 @@ SELECT
     c.hosts AS hosts,
     c.owners AS owners,
     c.takedown_cost AS takedown_cost,
+    c.jurisdictions AS jurisdictions,
+    c.operators AS operators,
     COALESCE(d.downloads, 0) AS downloads,
+    COALESCE(d.downloads_all_time, 0) AS downloads_all_time,
+    c.first_published AS first_published,
     c.first_seen AS first_seen,
     c.last_seen AS last_seen,
     COALESCE(s.gone, 0) AS gone_copies,
@@ -29,14 +36,24 @@ FROM (
         COUNT(DISTINCT x.host || ':' || x.owner) AS owners,
         COUNT(DISTINCT CASE WHEN x.gone_at IS NULL
                             THEN x.host || ':' || x.owner END) AS takedown_cost,
+        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL THEN x.country END)
+            AS jurisdictions,
+        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL THEN x.operator END) AS operators,
+        MIN(x.published_at) AS first_published,
         MIN(x.first_seen) AS first_seen,
         MAX(x.last_seen) AS last_seen
     FROM spread_family_files AS x
     GROUP BY x.family
 ) AS c
 LEFT JOIN (
-    SELECT fr.family AS family, SUM(fr.downloads) AS downloads
-    FROM (SELECT DISTINCT family, repo_id, downloads FROM spread_family_files) AS fr
+    SELECT
+        fr.family AS family,
+        SUM(fr.downloads) AS downloads,
+        SUM(fr.downloads_all_time) AS downloads_all_time
+    FROM (
+        SELECT DISTINCT family, repo_id, downloads, downloads_all_time
+        FROM spread_family_files
+    ) AS fr
     GROUP BY fr.family
 ) AS d ON d.family = c.family
 LEFT JOIN (

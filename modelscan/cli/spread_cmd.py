@@ -17,6 +17,7 @@ import click
 
 from modelscan.cli.lineage_cmd import resolve_cli_subject
 from modelscan.cli.options import db_option, json_option, open_index
+from modelscan.hostinfo import host_table
 
 if TYPE_CHECKING:
     from modelscan.lineage.spread import Spread, TopRow
@@ -28,27 +29,49 @@ def _survival(surv: dict[str, int]) -> str:
     return f"{surv['survived']} of {surv['gone']} gone copies had a live copy elsewhere"
 
 
+def _per(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def _dated_by(counts: dict[str, int]) -> str:
+    published, seen = counts.get("published_at", 0), counts.get("first_seen", 0)
+    if not seen:
+        return "by the hosts' dates"
+    if not published:
+        return "by first sighting (no host date)"
+    return f"{published} by the hosts' dates, {seen} by first sighting"
+
+
 def spread_table(s: Spread) -> str:
     """Return the measures of a spread as an aligned two-column table."""
     data = s.to_json()
-    derivatives = ", ".join(f"{k} {v}" for k, v in data["derivatives"].items())
+    juris = data["jurisdictions"]
     rows: list[tuple[str, str]] = [
         ("exact copies", str(data["exact_copies"])),
         ("content copies", str(data["content_copies"])),
         ("live copies", str(data["live_copies"])),
-        ("derivatives", derivatives or "0"),
+        ("derivatives", _per(data["derivatives"]) if data["derivatives"] else "0"),
         ("hosts", str(data["hosts"])),
         ("owners", str(data["owners"])),
-        ("downloads", f"{data['downloads']:,}"),
+        ("downloads", f"{data['downloads']:,} (as each host counts them)"),
+        ("  last 30 days", f"{data['downloads_last_30_days']:,} (Hugging Face)"),
+        ("  all time", f"{data['downloads_all_time']:,} (where the host says)"),
         ("takedown cost", f"{data['takedown_cost']} accounts hold a live copy"),
+        ("jurisdictions", f"{len(juris)}: {_per(juris)} (live copies)"),
+        ("operators", _per(data["operators"])),
         ("survival", _survival(data["survival"])),
     ]
+    for host, at in data["first_published_per_host"].items():
+        rows.append((f"first published {host}", at[:10]))
     for host, at in data["first_seen_per_host"].items():
         rows.append((f"first seen {host}", at[:19].replace("T", " ")))
     added = "  ".join(
-        f"{b['start'][:10]}: +{b['added']}" for b in data["added_per_30_days"]
+        f"{b['start'][:10]}: +{b['added']}"
+        for b in data["added_per_30_days"]
+        if b["added"]
     )
     rows.append(("added per 30 days", added or "-"))
+    rows.append(("  dated", _dated_by(data["growth_dated_by"])))
     width = max(len(k) for k, _ in rows)
     head = f"spread of {s.subject.label}" + (
         " and its descendants" if s.descendants else ""
@@ -129,7 +152,9 @@ def spread(
             return
         assert subject is not None
         subj = resolve_cli_subject(store, subject)
-        result = measures.spread(store, subj, descendants=descendants)
+        result = measures.spread(
+            store, subj, descendants=descendants, hosts=host_table()
+        )
     if plot:
         from modelscan.plot import plot_live_copies
 

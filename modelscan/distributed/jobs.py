@@ -318,10 +318,7 @@ def complete_listing(
     state, key = RunState(worker.redis, worker.prefix, run_id), item_key(listing)
     steps = worker.steps(spec, run_id, key)
     store = worker.store()
-    known = store.known_revisions(spec.host, [listing.host_id])
-    pending = steps.host.needs_details(
-        listing, listing.host_id in known, known.get(listing.host_id)
-    )
+    pending = bool(steps.pending([listing]))
     if pending and state.failure() is None:
         try:
             _complete(steps, state, store, listing)

@@ -202,6 +202,8 @@ class RepoRow:
     downloads: int | None = None
     first_seen: datetime | None = None
     gone_at: datetime | None = None
+    published_at: datetime | None = None  # the host's creation date
+    downloads_all_time: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,14 @@ class CopyRow:
     first_seen: datetime
     gone_at: datetime | None
     kind: str = "exact"  # exact | content | derivative (set by the spread)
+    published_at: datetime | None = None  # the host's date (the file's, else repo's)
+    downloads_all_time: int | None = None
+    url: str | None = None  # the repo's page on its host
+
+    @property
+    def dated(self) -> datetime:
+        """When the copy appeared: the host's date, else our first sighting."""
+        return self.published_at or self.first_seen
 
     @property
     def account(self) -> tuple[str, str]:
@@ -246,6 +256,10 @@ class FamilyRow:
     takedown_cost: int
     downloads: int
     first_seen: datetime | None
+    jurisdictions: int = 0
+    operators: int = 0
+    downloads_all_time: int = 0
+    first_published: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,11 +11,16 @@ other files with the same ``content_id`` or ``weights_id``:
 - ``derivatives``: child repos by relation (copies and conversions excluded:
   they are counted above); all descendants with ``descendants``;
 - ``hosts``, ``owners``: distinct hosts and (host, owner) accounts that ever held
-  a copy; ``downloads``: summed over the distinct repos holding one;
-- ``first_seen_per_host``, ``added_per_30_days`` (copies by first sighting, in
-  30-day windows from the first one);
+  a copy; ``downloads``: summed over the distinct repos holding one, as each host
+  counts them; ``downloads_last_30_days`` (hosts that count 30 days: Hugging
+  Face) and ``downloads_all_time`` (HF ``downloadsAllTime``, Civitai);
+- ``first_published_per_host`` (the hosts' own dates), ``first_seen_per_host``
+  (ours), ``added_per_30_days`` (copies by the host's date, else by our first
+  sighting, in 30-day windows from the first one; ``growth_dated_by`` and each
+  window's ``dated_by`` say how many rest on which);
 - ``takedown_cost``: distinct (host, owner) accounts holding a live copy
-  (:meth:`Spread.takedown_cost`);
+  (:meth:`Spread.takedown_cost`), beside ``jurisdictions`` and ``operators``:
+  live copies per host country and per host operator (modelscan/hostinfo.py);
 - ``survival``: of the copies that went gone, how many had another live copy in
   another repo at the moment they went.
 
@@ -31,12 +36,13 @@ Example:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from modelscan.errors import StoreError
+from modelscan.hostinfo import BUILT_IN, UNKNOWN, HostInfo
 from modelscan.lineage.rows import CopyRow, FamilyRow, LineageIndex
 from modelscan.lineage.subjects import Subject, model_blobs
 from modelscan.refs import LOCAL_HOST, ref_for
@@ -52,9 +58,15 @@ JSON_KEYS = (
     "hosts",
     "owners",
     "downloads",
+    "downloads_last_30_days",
+    "downloads_all_time",
+    "first_published_per_host",
     "first_seen_per_host",
     "added_per_30_days",
+    "growth_dated_by",
     "takedown_cost",
+    "jurisdictions",
+    "operators",
     "survival",
 )
 
@@ -70,6 +82,7 @@ class Spread:
     copies: tuple[Copy, ...]
     derivatives: dict[str, int]
     descendants: bool
+    hosts: Mapping[str, HostInfo] = field(default_factory=lambda: dict(BUILT_IN))
 
     @property
     def live(self) -> list[Copy]:
@@ -84,16 +97,53 @@ class Spread:
                 out[c.host] = c.first_seen
         return dict(sorted(out.items(), key=lambda kv: (kv[1], kv[0])))
 
+    def first_published_per_host(self) -> dict[str, datetime]:
+        """Return the host's own earliest date of a copy, per host that dates them."""
+        out: dict[str, datetime] = {}
+        for c in self.copies:
+            at = c.published_at
+            if at is not None and (c.host not in out or at < out[c.host]):
+                out[c.host] = at
+        return dict(sorted(out.items(), key=lambda kv: (kv[1], kv[0])))
+
     def added_per_30_days(self) -> list[dict[str, Any]]:
-        """Return copies by first sighting in 30-day windows from the first one."""
+        """Return copies by the host's date (else first sighting) in 30-day windows.
+
+        Each window says how many of its copies are dated by the host
+        (``published_at``) and how many by our first sighting (``first_seen``).
+        """
         if not self.copies:
             return []
-        start = min(c.first_seen for c in self.copies)
-        counts = Counter((c.first_seen - start) // WINDOW for c in self.copies)
+        start = min(c.dated for c in self.copies)
+        windows: dict[int, Counter[str]] = defaultdict(Counter)
+        for c in self.copies:
+            windows[(c.dated - start) // WINDOW][_basis(c)] += 1
         return [
-            {"start": (start + i * WINDOW).isoformat(), "added": counts.get(i, 0)}
-            for i in range(max(counts) + 1)
+            {
+                "start": (start + i * WINDOW).isoformat(),
+                "added": sum(windows[i].values()) if i in windows else 0,
+                "dated_by": dict(sorted(windows[i].items())) if i in windows else {},
+            }
+            for i in range(max(windows) + 1)
         ]
+
+    def growth_dated_by(self) -> dict[str, int]:
+        """How many copies the growth figures date by the host, and by our sighting."""
+        counts = Counter(_basis(c) for c in self.copies)
+        return {k: counts[k] for k in ("published_at", "first_seen")}
+
+    def jurisdictions(self) -> dict[str, int]:
+        """Live copies per country of the host holding them ("unknown" if none)."""
+        counts = Counter(self._info(c).country or "unknown" for c in self.live)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def operators(self) -> dict[str, int]:
+        """Live copies per operator of the host holding them ("unknown" if none)."""
+        counts = Counter(self._info(c).operator or "unknown" for c in self.live)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def _info(self, c: Copy) -> HostInfo:
+        return self.hosts.get(c.host, UNKNOWN)
 
     def survival(self) -> dict[str, Any]:
         """Of the copies that went gone, how many had a live copy elsewhere then."""
@@ -106,7 +156,7 @@ class Spread:
         """Return live copies over time per host: (time, count) at each change."""
         steps: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
         for c in self.copies:
-            steps[c.host].append((c.first_seen, 1))
+            steps[c.host].append((c.dated, 1))
             if c.gone_at is not None:
                 steps[c.host].append((c.gone_at, -1))
         out: dict[str, list[tuple[datetime, int]]] = {}
@@ -125,9 +175,22 @@ class Spread:
         """Distinct (host, owner) accounts holding a live copy: who must act."""
         return len({c.account for c in self.live})
 
+    def downloads(self) -> dict[str, int]:
+        """Downloads summed over the distinct repos holding a copy, three ways.
+
+        ``downloads``: each host's own headline count; ``downloads_last_30_days``:
+        of hosts counting 30 days; ``downloads_all_time``: where the host says.
+        """
+        repos = {c.repo_id: c for c in self.copies}.values()
+        recent = [c for c in repos if self._info(c).downloads == "last-30-days"]
+        return {
+            "downloads": sum(c.downloads or 0 for c in repos),
+            "downloads_last_30_days": sum(c.downloads or 0 for c in recent),
+            "downloads_all_time": sum(c.downloads_all_time or 0 for c in repos),
+        }
+
     def to_json(self) -> dict[str, Any]:
         """Return the measures under the names README documents."""
-        repos = {c.repo_id: c.downloads or 0 for c in self.copies}
         return {
             "exact_copies": sum(1 for c in self.copies if c.kind == "exact"),
             "live_copies": len(self.live),
@@ -135,14 +198,43 @@ class Spread:
             "derivatives": dict(sorted(self.derivatives.items())),
             "hosts": len({c.host for c in self.copies}),
             "owners": len({c.account for c in self.copies}),
-            "downloads": sum(repos.values()),
+            **self.downloads(),
+            "first_published_per_host": {
+                h: t.isoformat() for h, t in self.first_published_per_host().items()
+            },
             "first_seen_per_host": {
                 h: t.isoformat() for h, t in self.first_seen_per_host().items()
             },
             "added_per_30_days": self.added_per_30_days(),
+            "growth_dated_by": self.growth_dated_by(),
             "takedown_cost": self.takedown_cost(),
+            "jurisdictions": self.jurisdictions(),
+            "operators": self.operators(),
             "survival": self.survival(),
         }
+
+    def copies_json(self) -> list[dict[str, Any]]:
+        """Return every copy: where it is, whose, its status and its dates."""
+        return [
+            {
+                "kind": c.kind,
+                "host": c.host,
+                "owner": c.owner,
+                "repo": ref_for(c.host, c.host_id),
+                "path": c.path,
+                "sha256": c.sha256,
+                "status": "live" if c.gone_at is None else "gone",
+                "first_seen": c.first_seen.isoformat(),
+                "published_at": c.published_at.isoformat() if c.published_at else None,
+                "gone_at": c.gone_at.isoformat() if c.gone_at else None,
+                "url": c.url,
+            }
+            for c in sorted(self.copies, key=lambda c: (c.dated, c.host, c.host_id))
+        ]
+
+
+def _basis(c: Copy) -> str:
+    return "published_at" if c.published_at is not None else "first_seen"
 
 
 def _live_at(other: Copy, gone: Copy) -> bool:
@@ -156,9 +248,16 @@ def _live_at(other: Copy, gone: Copy) -> bool:
 
 
 def spread(
-    index: LineageIndex, subject: Subject, *, descendants: bool = False
+    index: LineageIndex,
+    subject: Subject,
+    *,
+    descendants: bool = False,
+    hosts: Mapping[str, HostInfo] | None = None,
 ) -> Spread:
     """Collect the copies and derivatives of ``subject``.
+
+    ``hosts`` gives each host's operator and country (default: the built-in
+    table of modelscan/hostinfo.py; the CLI passes the user's overrides).
 
     Raises:
         StoreError: the index knows nothing of the subject.
@@ -181,7 +280,13 @@ def spread(
         raise StoreError(
             f"{subject.text}: nothing in the index holds or derives from it"
         )
-    return Spread(subject, tuple(copies), dict(derivatives), descendants)
+    return Spread(
+        subject,
+        tuple(copies),
+        dict(derivatives),
+        descendants,
+        dict(BUILT_IN if hosts is None else hosts),
+    )
 
 
 def _copies(index: LineageIndex, shas: Iterable[str], kind: str) -> list[Copy]:
@@ -238,6 +343,9 @@ def _derivative_copies(
                     path=None,
                     first_seen=r.first_seen,
                     gone_at=r.gone_at,
+                    published_at=r.published_at,
+                    downloads_all_time=r.downloads_all_time,
+                    url=r.url,
                 )
             )
     return out

@@ -28,6 +28,8 @@ from modelscan.records import Fingerprint, LineageRef, Listing, RemoteFile
 from modelscan.scanner.fingerprint import fingerprint
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+# the hosts' own dates: org/base was published long before this index saw it
+PUB0 = datetime(2023, 3, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 LAYERS = 4
 
@@ -88,9 +90,17 @@ def write_files(root: Path) -> dict[str, Fingerprint]:
     return out
 
 
-def remote(fp: Fingerprint, name: str, url: str) -> RemoteFile:
-    """The file as a host lists it: the host publishes its sha256 and size."""
-    return RemoteFile(path=name, size=fp.size, sha256=fp.sha256, url=f"{url}/{name}")
+def remote(
+    fp: Fingerprint, name: str, url: str, published: datetime | None = None
+) -> RemoteFile:
+    """The file as a host lists it: the host publishes its sha256, size and date."""
+    return RemoteFile(
+        path=name,
+        size=fp.size,
+        sha256=fp.sha256,
+        url=f"{url}/{name}",
+        published_at=published,
+    )
 
 
 def hf(
@@ -100,6 +110,7 @@ def hf(
     downloads: int = 0,
     declares: tuple[LineageRef, ...] = (),
     status: str = "live",
+    all_time: int | None = None,
 ) -> Listing:
     """A Hugging Face listing."""
     owner, name = repo.split("/")
@@ -116,6 +127,7 @@ def hf(
         downloads=downloads,
         files=files,
         lineage=declares,
+        downloads_all_time=all_time,
     )
 
 
@@ -140,6 +152,7 @@ def civitai(
         status=status,
         downloads=downloads,
         files=files,
+        downloads_all_time=downloads,  # Civitai's downloadCount is all-time
     )
 
 
@@ -171,7 +184,7 @@ def build(
     save(
         store,
         "huggingface",
-        [hf("org/base", (remote(b, sf, "u"),), downloads=1000)],
+        [hf("org/base", (remote(b, sf, "u", PUB0),), downloads=1000, all_time=9000)],
         T0,
     )
     save(
@@ -183,7 +196,7 @@ def build(
     save(
         store,
         "huggingface",
-        [hf("mirror/base", (remote(b, sf, "u"),), downloads=10)],
+        [hf("mirror/base", (remote(b, sf, "u", PUB0 + 400 * DAY),), downloads=10)],
         T0 + 10 * DAY,
     )
     save(
@@ -222,7 +235,12 @@ def build(
         store,
         "civitai",
         [
-            civitai(101, "bob", (remote(b, "base.safetensors", "u"),), downloads=50),
+            civitai(
+                101,
+                "bob",
+                (remote(b, "base.safetensors", "u", PUB0 + 500 * DAY),),
+                downloads=50,
+            ),
             civitai(202, "carol", (remote(fps["lora"], "lora.safetensors", "u"),)),
         ],
         T0 + 40 * DAY,

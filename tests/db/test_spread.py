@@ -5,7 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lineage_world import DAY, T0, World, build, civitai, hf, remote, save, write_files
+from lineage_world import (
+    DAY,
+    PUB0,
+    T0,
+    World,
+    build,
+    civitai,
+    hf,
+    remote,
+    save,
+    write_files,
+)
 from safetensors.numpy import load_file, save_file
 from sqlalchemy import text
 
@@ -48,6 +59,19 @@ def test_spread_of_a_repo(store: Store, world: World) -> None:
     """Copies, derivatives, accounts, downloads, history, takedown cost and survival."""
     got = measure(store, "hf:org/base")
     assert tuple(got) == JSON_KEYS
+    # growth by the hosts' dates: org/base (PUB0), mirror/base (+400 days, window
+    # 13), civitai:101 (+500 days, window 16); conv/base-bin has no host date and
+    # counts at its first sighting, T0 + 20 days = PUB0 + 692 days (window 23)
+    dated = {0: "published_at", 13: "published_at", 16: "published_at"}
+    dated[23] = "first_seen"
+    windows = [
+        {
+            "start": (PUB0 + i * 30 * DAY).isoformat(),
+            "added": 1 if i in dated else 0,
+            "dated_by": {dated[i]: 1} if i in dated else {},
+        }
+        for i in range(24)
+    ]
     assert got == {
         "exact_copies": 3,  # org/base, mirror/base, civitai:101
         "live_copies": 3,  # civitai:101 was taken down; conv/base-bin is live
@@ -56,15 +80,21 @@ def test_spread_of_a_repo(store: Store, world: World) -> None:
         "hosts": 2,
         "owners": 4,  # org, mirror, conv on the Hub; bob on Civitai
         "downloads": sum(DOWNLOADS.values()),
+        "downloads_last_30_days": 1000 + 10 + 5,  # the Hub's repos only
+        "downloads_all_time": 9000 + 50,  # org/base's downloadsAllTime, Civitai's
+        "first_published_per_host": {
+            "huggingface": PUB0.isoformat(),
+            "civitai": (PUB0 + 500 * DAY).isoformat(),
+        },
         "first_seen_per_host": {
             "huggingface": T0.isoformat(),
             "civitai": (T0 + 40 * DAY).isoformat(),
         },
-        "added_per_30_days": [
-            {"start": T0.isoformat(), "added": 3},
-            {"start": (T0 + 30 * DAY).isoformat(), "added": 1},
-        ],
+        "added_per_30_days": windows,
+        "growth_dated_by": {"published_at": 3, "first_seen": 1},
         "takedown_cost": 3,  # org, mirror, conv still hold a live copy
+        "jurisdictions": {"US": 3},  # the live copies are all on the Hub
+        "operators": {"Hugging Face, Inc.": 3},
         "survival": {"gone": 1, "survived": 1, "rate": 1.0},
     }
 
@@ -103,12 +133,13 @@ def test_spread_of_a_local_file_not_in_the_index(
 
 
 def test_timeline_steps_per_host(store: Store, world: World) -> None:
-    """Live copies per host change exactly when copies appear and go."""
+    """Live copies per host step up on the hosts' dates and down when they go."""
     subj = resolve_subject(store, "hf:org/base")
     timeline = spread(store, subj).timeline()
     assert timeline == {
-        "civitai": [(T0 + 40 * DAY, 1), (T0 + 60 * DAY, 0)],
-        "huggingface": [(T0, 1), (T0 + 10 * DAY, 2), (T0 + 20 * DAY, 3)],
+        "civitai": [(PUB0 + 500 * DAY, 1), (T0 + 60 * DAY, 0)],
+        # conv/base-bin has no host date: it steps up when first seen
+        "huggingface": [(PUB0, 1), (PUB0 + 400 * DAY, 2), (T0 + 20 * DAY, 3)],
     }
 
 

@@ -93,6 +93,7 @@ class FakeStore:
                 "listing": head,
                 "revision": head.revision,
                 "status": head.status,
+                "published_at": head.published_at or (old or {}).get("published_at"),
                 "last_seen": seen_at,
                 "lineage": {ref for item in group for ref in item.lineage},
             }
@@ -109,6 +110,14 @@ class FakeStore:
             for i in host_ids
             if (host, i) in self.repos
             and self.repos[(host, i)]["status"] not in NOT_LIVE
+        }
+
+    def undated(self, host: str, host_ids: Sequence[str]) -> set[str]:
+        return {
+            i
+            for i in host_ids
+            if (host, i) in self.repos
+            and self.repos[(host, i)].get("published_at") is None
         }
 
     def mark_gone(
