@@ -96,10 +96,10 @@ def _scan_data(data: bytes, where: str, found: _Found, depth: int) -> str | None
     fmt = detect_format(data[:HEAD_BYTES], len(data))
     reader = BytesReader(data, where)
     if fmt in _PICKLES:
-        found.add_scan(where, pickle_safe.scan_pickles(reader))
+        found.add_scan(where, pickle_safe.scan_pickles(reader, depth=depth))
         return "pickle"
     if fmt is Format.NPY:
-        _scan_npy(reader, where, found)
+        _scan_npy(reader, where, found, depth)
         return "npy"
     if fmt in _ARCHIVES or fmt is Format.COMPRESSED:
         if depth >= MAX_DEPTH:
@@ -109,7 +109,7 @@ def _scan_data(data: bytes, where: str, found: _Found, depth: int) -> str | None
     return None
 
 
-def _scan_npy(reader: RangeReader, where: str, found: _Found) -> None:
+def _scan_npy(reader: RangeReader, where: str, found: _Found, depth: int) -> None:
     head = reader.read_at(0, min(reader.size, npy.MAX_HEADER_BYTES + 12))
     try:
         header = npy.parse_header(head, where=where, size=reader.size)
@@ -118,7 +118,7 @@ def _scan_npy(reader: RangeReader, where: str, found: _Found) -> None:
         return
     found.arrays.append(found.rel(where))
     if header.has_objects:
-        scan = pickle_safe.scan_pickles(reader, start=header.data_offset)
+        scan = pickle_safe.scan_pickles(reader, start=header.data_offset, depth=depth)
         found.add_scan(where, scan)
 
 
@@ -321,6 +321,16 @@ def _layout(reader: RangeReader, kind: str, found: _Found, notes: list[str]) -> 
     if found.pickles or found.errors:
         safety = found.verdict([])
     return Layout(format=kind, metadata=metadata, pickle_safety=safety)
+
+
+def scan_blob(data: bytes, *, where: str, depth: int) -> PickleSafety | None:
+    """The verdict over a file held in memory (bytes a pickle gives a loader).
+
+    Returns None when the bytes hold no pickle and nothing failed.
+    """
+    found = _Found(root=where)
+    _scan_data(data, where, found, depth)
+    return found.verdict([]) if found.pickles or found.errors else None
 
 
 def zip_layout(reader: RangeReader) -> Layout:

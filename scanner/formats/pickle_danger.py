@@ -206,3 +206,52 @@ def bomb_note(root: Any, opcodes: int) -> str | None:
             f"from {opcodes:,} opcodes"
         )
     return None
+
+
+# --- payloads handed to a loader ------------------------------------------------------
+
+# Loaders a pickle may call on bytes it carries: those bytes are a file a load
+# opens in turn (torch's own pickled storages use the first).
+EMBEDDED_LOADERS = frozenset(
+    _words(
+        "torch.storage._load_from_bytes pickle.loads _pickle.loads dill.loads "
+        "cloudpickle.loads torch.load torch.serialization.load pickle.load "
+        "_pickle.load joblib.load numpy.load marshal.loads"
+    )
+)
+_BYTES_FILES = frozenset({"io.BytesIO", "_io.BytesIO"})
+MAX_EMBEDDED = 16
+
+
+def _qualname(obj: Any) -> str:
+    if isinstance(obj, Call) and isinstance(obj.func, Global):
+        return obj.func.qualname
+    return ""
+
+
+def _payload(call: Call) -> bytes | None:
+    """The bytes a loader call is given: directly, or through ``io.BytesIO``."""
+    arg = call.args[0] if isinstance(call.args, tuple) and call.args else None
+    if isinstance(arg, Call) and _qualname(arg) in _BYTES_FILES:
+        arg = arg.args[0] if isinstance(arg.args, tuple) and arg.args else None
+    return arg if isinstance(arg, bytes) else None
+
+
+def embedded_payloads(root: Any) -> list[tuple[str, bytes]]:
+    """(loader, bytes) for each loader call under ``root`` given literal bytes."""
+    out: list[tuple[str, bytes]] = []
+    seen: set[int] = set()
+    todo = [root]
+    while todo and len(out) < MAX_EMBEDDED:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, _LEAVES):
+            continue
+        seen.add(id(obj))
+        name = _qualname(obj)
+        if name in EMBEDDED_LOADERS:
+            assert isinstance(obj, Call)
+            payload = _payload(obj)
+            if payload is not None:
+                out.append((name, payload))
+        todo.extend(children(obj))
+    return out

@@ -28,8 +28,10 @@ from modelscan.scanner.formats.joblib_arrays import (
 from modelscan.scanner.formats.pickle_danger import (
     BOMB,
     BOMB_MIN_SHARED,
+    EMBEDDED_LOADERS,
     bomb_note,
     danger_of,
+    embedded_payloads,
 )
 from modelscan.scanner.formats.pickle_vm import (
     MAX_PICKLE_BYTES,
@@ -77,6 +79,7 @@ __all__ = [
 
 MAX_TOP_LEVEL_KEYS = 64  # kept in metadata (a bare state dict has thousands)
 MAX_DANGER_NOTES = 20
+MAX_EMBEDDED_DEPTH = 4  # files given to a loader inside files given to a loader
 
 
 # --- safety -------------------------------------------------------------------------
@@ -260,11 +263,13 @@ class PickleScan:
     error: str | None = None  # the first fault, with the pickle it was in
     notes: list[str] = field(default_factory=list)
     dangers: list[str] = field(default_factory=list)  # no global: bombs
+    embedded: list[str] = field(default_factory=list)  # globals of payload files
+    depth: int = 0  # payloads inside payloads
 
     @property
     def globals(self) -> list[str]:
-        """Every global of every pickle walked, up to any fault."""
-        return [g for w in self.walks for g in w.globals]
+        """Every global of every pickle walked, up to any fault, and of payloads."""
+        return [g for w in self.walks for g in w.globals] + self.embedded
 
     @property
     def main(self) -> Any:
@@ -291,6 +296,8 @@ def _add(scan: PickleScan, walk: PickleWalk, offset: int) -> None:
         scan.error = walk.error if len(scan.walks) == 1 else f"{where}: {walk.error}"
     # Each shared container at most doubles an expansion: without ten of them no
     # expansion reaches the bomb ratio, and the graph pass is skipped.
+    if walk.result is not None and EMBEDDED_LOADERS.intersection(walk.globals):
+        _add_embedded(scan, walk.result.root)
     if walk.result is not None and walk.shared >= BOMB_MIN_SHARED:
         note = bomb_note(walk.result.root, walk.opcodes)
         if note is not None:
@@ -298,8 +305,34 @@ def _add(scan: PickleScan, walk: PickleWalk, offset: int) -> None:
             scan.notes.append(note)
 
 
+def _add_embedded(scan: PickleScan, root: Any) -> None:
+    """Scan the files a pickle hands to a loader as bytes; their verdict joins."""
+    from modelscan.scanner.formats import archives  # archives imports this module
+
+    for loader, payload in embedded_payloads(root):
+        where = f"bytes given to {loader}"
+        if scan.depth >= MAX_EMBEDDED_DEPTH:
+            scan.error = scan.error or f"{where}: nested too deep, not scanned"
+            continue
+        inner = archives.scan_blob(payload, where=where, depth=scan.depth + 1)
+        if inner is None:
+            continue
+        scan.embedded.extend(inner.globals)
+        scan.dangers.extend(d for d in inner.dangerous if d not in inner.globals)
+        scan.notes.append(
+            f"{where} ({len(payload)} bytes): {inner.verdict}"
+            + (f", {', '.join(inner.dangerous)}" if inner.dangerous else "")
+        )
+        if inner.error and scan.error is None:
+            scan.error = f"{where}: {inner.error}"
+
+
 def scan_pickles(
-    reader: RangeReader, *, start: int = 0, cap: int = MAX_PICKLE_BYTES
+    reader: RangeReader,
+    *,
+    start: int = 0,
+    cap: int = MAX_PICKLE_BYTES,
+    depth: int = 0,
 ) -> PickleScan:
     """Walk every pickle a ``pickle.load`` loop (or joblib) reads from ``start``.
 
@@ -307,7 +340,7 @@ def scan_pickles(
     pickle; a torch legacy file's five pickles are walked, not its storages.
     A fault ends the scan; everything walked before it still counts.
     """
-    scan = PickleScan()
+    scan = PickleScan(depth=depth)
     pos = start
     while pos < reader.size and len(scan.walks) < MAX_PICKLES:
         if scan.walks:

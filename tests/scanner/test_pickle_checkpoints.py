@@ -145,3 +145,38 @@ def test_torchscript_classes_are_reported_as_such(tmp_path: Path) -> None:
     assert "_Tiny" in classes[0]
     # the module's own class and the Linear it holds, each compiled from code/
     assert any(re.match(r"code/ holds 2 TorchScript sources", n) for n in safety.notes)
+
+
+def _load_from_bytes_call(payload: bytes) -> bytes:
+    """A pickle calling torch.storage._load_from_bytes(PAYLOAD), as torch writes."""
+    head = b"\x80\x03ctorch.storage\n_load_from_bytes\n"
+    return head + b"B" + len(payload).to_bytes(4, "little") + payload + b"\x85R."
+
+
+def test_checkpoint_inside_load_from_bytes_is_scanned(tmp_path: Path) -> None:
+    """A torch file carried as bytes to _load_from_bytes: its os.system is named."""
+    marker = tmp_path / "pwned"
+    buf = io.BytesIO()
+    torch.save({"x": _Evil(f"touch {marker}")}, buf)
+    path = tmp_path / "outer.pkl"
+    path.write_bytes(_load_from_bytes_call(buf.getvalue()))
+    fp = fingerprint(path)
+    assert _system_named(fp.pickle_safety)
+    assert fp.pickle_safety is not None
+    assert any(
+        n.startswith("bytes given to torch.storage") for n in fp.pickle_safety.notes
+    )
+    assert not marker.exists()
+
+
+def test_plainly_pickled_tensor_names_no_danger(tmp_path: Path) -> None:
+    """pickle.dumps of a tensor (storage via _load_from_bytes): reviewed, not named."""
+    import pickle
+
+    path = tmp_path / "t.pkl"
+    path.write_bytes(pickle.dumps({"t": torch.arange(4.0)}))
+    fp = fingerprint(path)
+    assert fp.pickle_safety is not None
+    assert fp.pickle_safety.dangerous == ()
+    assert "torch.storage._load_from_bytes" in fp.pickle_safety.globals
+    assert any(n.endswith("bytes): safe") for n in fp.pickle_safety.notes)
