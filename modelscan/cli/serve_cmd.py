@@ -69,7 +69,7 @@ def datasette_args(
     "--live", is_flag=True, help="Show a running crawl's writes (read-only still)."
 )
 @click.option("--metadata-out", type=click.Path(dir_okay=False),
-              help="Also write Datasette's metadata JSON here.")  # fmt: skip
+              help="Write Datasette's metadata JSON here and exit.")  # fmt: skip
 @db_option
 def serve(
     host: str, port: int, live: bool, metadata_out: str | None, db: str | None
@@ -94,8 +94,10 @@ def serve(
         )
     path = sqlite_file(db)
     meta = json.dumps(datasette_metadata(path.stem), indent=2)
-    if metadata_out:
+    if metadata_out:  # for running datasette by hand, or publishing
         Path(metadata_out).write_text(meta)
+        click.echo(f"metadata written to {metadata_out}", err=True)
+        return
     with tempfile.TemporaryDirectory(prefix="modelscan-serve-") as tmp:
         meta_file = Path(tmp) / "metadata.json"
         meta_file.write_text(meta)

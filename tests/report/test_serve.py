@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import sqlite3
@@ -81,6 +82,18 @@ def test_every_table_view_and_column_is_described(indexed: str) -> None:
         assert meta[table]["title"]
         assert meta[table]["description"]
         assert sorted(meta[table]["columns"]) == sorted(cols)
+
+
+def test_metadata_out_writes_what_serve_uses(indexed: str, tmp_path: Path) -> None:
+    """--metadata-out writes the metadata (named after the file) and serves nothing."""
+    out = tmp_path / "metadata.json"
+    result = CliRunner().invoke(
+        cli, ["serve", "--db", indexed, "--metadata-out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads(out.read_text())
+    assert sorted(meta["databases"]["index"]["queries"]) == sorted(QUERIES)
+    assert meta["databases"]["index"]["tables"]["files"]["columns"]["sha256"]
 
 
 def test_canned_queries_answer(
