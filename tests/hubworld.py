@@ -60,7 +60,14 @@ WEIGHTS_SHA = "9c1b2c0e5d3a4f60718293a4b5c6d7e8f9a0b1c2"
 IMPOSTOR = b"not weights at all, " * 4000
 
 
-def weights_record(repo_id: str, files: dict[str, bytes]) -> dict[str, Any]:
+def weights_record(
+    repo_id: str,
+    files: dict[str, bytes],
+    *,
+    created: str = "2025-03-01T00:00:00.000Z",
+    modified: str = "2025-03-01T00:00:00.000Z",
+    sha: str = WEIGHTS_SHA,
+) -> dict[str, Any]:
     siblings: list[dict[str, Any]] = [{"rfilename": "README.md"}]
     for name, data in files.items():
         lfs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
@@ -68,25 +75,38 @@ def weights_record(repo_id: str, files: dict[str, bytes]) -> dict[str, Any]:
         siblings.append({"rfilename": name, "lfs": lfs})
     return {
         "_id": hashlib.sha256(repo_id.encode()).hexdigest()[:24], "id": repo_id,
-        "modelId": repo_id, "author": repo_id.split("/")[0], "sha": WEIGHTS_SHA,
-        "lastModified": "2025-03-01T00:00:00.000Z", "private": False,
+        "modelId": repo_id, "author": repo_id.split("/")[0], "sha": sha,
+        "lastModified": modified, "createdAt": created, "private": False,
         "gated": False, "disabled": False, "downloads": 1, "likes": 0,
         "tags": ["safetensors"], "siblings": siblings,
     }  # fmt: skip
 
 
 def write_weight_repo(
-    root: Path, repo_id: str, files: dict[str, bytes], *, author: str | None = None
+    root: Path,
+    repo_id: str,
+    files: dict[str, bytes],
+    *,
+    author: str | None = None,
+    created: str = "2025-03-01T00:00:00.000Z",
+    modified: str | None = None,
+    sha: str = WEIGHTS_SHA,
 ) -> None:
-    """One Hub repo holding ``files``, its record and its ``/resolve/`` bytes."""
-    record = weights_record(repo_id, files)
+    """One Hub repo holding ``files``, its record and its ``/resolve/`` bytes.
+
+    ``created`` is the repo's ``createdAt``; ``modified`` its ``lastModified``,
+    which the replay server gives as every file's ``lastCommit`` date.
+    """
+    record = weights_record(
+        repo_id, files, created=created, modified=modified or created, sha=sha
+    )
     if author is not None:
         record["author"] = author
     path = root / "huggingface" / "api" / "models" / f"{repo_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     for name, data in files.items():
-        target = root / "huggingface" / repo_id / "resolve" / WEIGHTS_SHA / name
+        target = root / "huggingface" / repo_id / "resolve" / sha / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 

@@ -59,6 +59,25 @@ def test_every_version_becomes_a_listing_with_its_files_newest_first() -> None:
         assert listing.url == f"https://civitai.example/models/{item['id']}"
 
 
+def test_files_are_dated_by_their_versions_publication() -> None:
+    """A file's published_at is its version's publishedAt; the model's is the first."""
+    item = page("models_visit1.json")["items"][0]
+    listings = parse_model(item)
+    for listing in listings:
+        version = next(
+            v for v in item["modelVersions"] if str(v["id"]) == listing.revision
+        )
+        stated = version.get("publishedAt") or version["createdAt"]
+        for f in listing.files:
+            assert f.published_at is not None
+            assert f.published_at.isoformat()[:19] == stated[:19]
+        assert listing.downloads_all_time == item["stats"]["downloadCount"]
+    first = min(v.get("publishedAt") or v["createdAt"] for v in item["modelVersions"])
+    assert {x.published_at.isoformat()[:19] for x in listings if x.published_at} == {
+        first[:19]
+    }
+
+
 def test_hashes_are_stored_under_our_names_with_crc32_converted() -> None:
     """SHA256 lower-cased; AutoV1/V2/V3 and BLAKE3 lower; CRC32 back to zlib order."""
     for item in all_items():

@@ -119,6 +119,37 @@ def test_parse_tree_takes_lfs_sha256_from_the_recorded_tree() -> None:
     )
 
 
+def test_tree_dates_each_file_by_its_last_commit() -> None:
+    """published_at is each file's lastCommit date in the recorded expand=True tree."""
+    path = (
+        MODELS / "bert-base-uncased/tree/dd4bc8b21efa05ec961e3efc4ee5e3832a3679c7.json"
+    )
+    raw = json.loads(path.read_text())
+    files = parse_tree([RepoFile(**e) for e in raw], base_url="https://h",
+                       repo_id="bert-base-uncased", revision="dd4bc8b")  # fmt: skip
+    dates = {f.path: f.published_at for f in files}
+    for entry in raw:
+        got = dates[entry["path"]]
+        assert got is not None
+        assert got.tzinfo is not None
+        assert got.isoformat()[:19] == entry["lastCommit"]["date"][:19]
+    assert str(dates["pytorch_model.bin"])[:10] == "2019-06-18"
+    assert str(dates["tf_model.h5"])[:10] == "2019-09-23"
+
+
+def test_parse_model_keeps_created_at_and_all_time_downloads() -> None:
+    """The repo's createdAt is its date; downloadsAllTime sits beside downloads."""
+    raw = record("HuggingFaceH4/zephyr-7b-beta")
+    listing = parse_model({**raw, "downloadsAllTime": 12_345_678}, base_url="https://h")
+    assert listing.published_at is not None
+    assert listing.published_at.isoformat()[:19] == raw["createdAt"][:19]
+    assert listing.downloads == raw["downloads"]  # the Hub's last 30 days
+    assert listing.downloads_all_time == 12_345_678
+    assert parse_model(raw, base_url="https://h").downloads_all_time is None
+    bad = parse_model({**raw, "downloadsAllTime": "lots"}, base_url="https://h")
+    assert bad.downloads_all_time is None
+
+
 def test_parse_adapter_config() -> None:
     """A PEFT config names its base; a local path stays free text; junk names none."""
     assert parse_adapter_config({"base_model_name_or_path": "a/b"}) == LineageRef(

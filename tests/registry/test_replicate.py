@@ -67,6 +67,18 @@ def test_parse_model_maps_a_recorded_model() -> None:
     assert empty.revision is None and empty.downloads == 0  # noqa: PT018
 
 
+def test_a_model_is_dated_by_its_versions() -> None:
+    """The list gives the latest version's created_at; details the first version's."""
+    raw = load("models/stability-ai/sdxl.json")
+    listing = parse_model(raw)
+    assert listing.published_at is not None
+    assert (
+        listing.published_at.isoformat()[:19]
+        == raw["latest_version"]["created_at"][:19]
+    )
+    assert parse_model(load("models/mattt/empty.json")).published_at is None
+
+
 def test_links_to_hugging_face_become_unresolved_parents() -> None:
     """Links in paper/license URLs or README name HF repos; site pages do not."""
     item = next(i for i in page_two()["results"] if i["name"] == "llamaguard-7b")
