@@ -38,6 +38,7 @@ MAX_MEMBERS = 10_000  # members looked at in one file, every level counted
 MEMBER_CAP = 64 << 20  # bytes of one member held in memory
 TOTAL_CAP = 256 << 20  # bytes of all members read from one file
 MAX_ERRORS = 5
+_CHUNK = 1 << 20
 
 _ARCHIVES = {Format.ZIP: "zip", Format.TAR: "tar", Format.SEVEN_ZIP: "7z"}
 _PICKLES = (Format.PICKLE, Format.TORCH_LEGACY)
@@ -62,7 +63,7 @@ class _Found:
         return where.removeprefix(self.root + ":").removeprefix(self.root)
 
     def error(self, where: str, reason: str) -> None:
-        self.errors.append(f"{self.rel(where) or 'archive'}: {reason}")
+        self.errors.append(f"{self.rel(where) or 'file'}: {reason}")
 
     def add_scan(self, where: str, scan: pickle_safe.PickleScan) -> None:
         where = self.rel(where)
@@ -176,7 +177,7 @@ def _members(reader: RangeReader, fmt: Format, found: _Found) -> Iterator[_Membe
 def _zip_members(reader: RangeReader, found: _Found) -> Iterator[_Member]:
     from modelscan.scanner.formats import torch_zip
 
-    for m in torch_zip.read_members(reader)[: MAX_MEMBERS - found.members]:
+    for m in torch_zip.read_members(reader)[: max(0, MAX_MEMBERS - found.members)]:
         if m.name.endswith("/"):
             continue
         where = f"{reader.name}:{m.name}"
@@ -216,9 +217,11 @@ def _seven_zip_members(reader: RangeReader, found: _Found) -> Iterator[_Member]:
             if z.needs_password():
                 found.error(reader.name, "7z archive needs a password: not scanned")
                 return
-            infos = [i for i in z.list() if not i.is_directory][:MAX_MEMBERS]
-            factory = BytesIOFactory(min(MEMBER_CAP, found.budget) + 1)
-            z.extract(targets=[i.filename for i in infos], factory=factory)
+            files = [i for i in z.list() if not i.is_directory]
+            infos = _within_budget(files, found, reader.name)
+            factory = BytesIOFactory(MEMBER_CAP + 1)
+            if infos:  # solid blocks decompress in full: only members that fit
+                z.extract(targets=[i.filename for i in infos], factory=factory)
     except (py7zr.exceptions.ArchiveError, lzma.LZMAError) as exc:
         found.error(reader.name, f"broken 7z archive: {exc}")
         return
@@ -227,9 +230,19 @@ def _seven_zip_members(reader: RangeReader, found: _Found) -> Iterator[_Member]:
             continue
         out = factory.get(info.filename)
         out.seek(0)
-        whole = _take(found, info.uncompressed)
-        data = out.read(None if whole else HEAD_BYTES)
-        yield _Member(f"{reader.name}:{info.filename}", data, whole)
+        yield _Member(f"{reader.name}:{info.filename}", out.read(), True)
+
+
+def _within_budget(infos: list[Any], found: _Found, where: str) -> list[Any]:
+    """The 7z members to decompress; each one left out is an error (unread)."""
+    chosen = []
+    for info in infos[: max(0, MAX_MEMBERS - found.members)]:
+        if _take(found, info.uncompressed):
+            chosen.append(info)
+        else:
+            size = f"{info.uncompressed:,}"
+            found.error(f"{where}:{info.filename}", f"{size} bytes: too large to scan")
+    return chosen
 
 
 # --- compressed streams ---------------------------------------------------------------
@@ -245,17 +258,37 @@ def _decompressor(kind: str) -> Any:
     return lzma.LZMADecompressor(lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE)
 
 
+def _stream(reader: RangeReader, kind: str, limit: int) -> tuple[bytes, bool]:
+    """Decompress 1 MiB of input at a time until ``limit + 1`` bytes or the end.
+
+    Returns the bytes and whether the stream ended properly.
+    """
+    d = _decompressor(kind)
+    zlib_like = kind in ("gzip", "zlib")
+    out = bytearray()
+    pos = 0
+    while len(out) <= limit and not d.eof:
+        data = d.unconsumed_tail if zlib_like else b""
+        if (zlib_like and not data) or (not zlib_like and d.needs_input):
+            if pos >= reader.size:
+                return bytes(out), False
+            data = reader.read_at(pos, min(_CHUNK, reader.size - pos))
+            pos += len(data)
+        out += d.decompress(data, limit + 1 - len(out))
+    return bytes(out), True
+
+
 def _inflate(reader: RangeReader, kind: str, found: _Found) -> bytes:
     """Decompress at most ``MEMBER_CAP`` bytes; past that the rest is unread."""
     where = reader.name
-    size = min(reader.size, TOTAL_CAP)
-    data = reader.read_at(0, size)
     limit = min(MEMBER_CAP, found.budget)
     try:
-        out: bytes = _decompressor(kind).decompress(data, limit + 1)
+        out, ended = _stream(reader, kind, limit)
     except (zlib.error, OSError, lzma.LZMAError, EOFError) as exc:
         found.error(where, f"broken {kind} stream: {exc}")
         return b""
+    if not ended:
+        found.error(where, f"{kind} stream ends early (cut file)")
     if len(out) > limit:
         found.error(where, f"decompresses past {limit} bytes: only those were read")
         out = out[:limit]
