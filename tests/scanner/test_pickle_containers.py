@@ -351,3 +351,14 @@ def test_mutated_containers_raise_only_format_errors(
     reader = BytesReader(bytes(data[: max(1, cut % (len(data) + 1))]), "fuzz")
     with suppress(FormatError):
         read_layout(reader)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, lzma.compress, zlib.compress])
+def test_cut_compressed_stream_keeps_its_verdict(compress: Any, tmp_path: Path) -> None:
+    """A compressed pickle cut short: what decompressed is judged, the cut an error."""
+    marker = tmp_path / "pwned"
+    data = compress(hostile(marker) + pickle.dumps(list(range(50_000)), protocol=4))
+    fp = scan(tmp_path, data[: len(data) // 2], "cut.z")
+    assert_flagged(fp, marker)
+    assert fp.pickle_safety is not None
+    assert "stream ends early" in (fp.pickle_safety.error or "")
