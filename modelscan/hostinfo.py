@@ -108,9 +108,10 @@ def parse_hosts(
 
 
 @cache
-def _table(path: str) -> dict[str, HostInfo]:
+def _table(path: str, stamp: tuple[int, int] | None) -> dict[str, HostInfo]:
+    """The table from the file at ``path`` as it was at ``stamp`` (mtime, size)."""
     file = Path(path)
-    if not file.exists():
+    if stamp is None:
         if os.environ.get(HOSTS_FILE_ENV):
             raise ConfigError(f"{file}: no such hosts file ({HOSTS_FILE_ENV})")
         return dict(BUILT_IN)
@@ -121,9 +122,18 @@ def _table(path: str) -> dict[str, HostInfo]:
     return parse_hosts(data, source=str(file))
 
 
+def _stamp(file: Path) -> tuple[int, int] | None:
+    try:
+        st = file.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 def host_table() -> dict[str, HostInfo]:
     """The built-in table with the user's overrides applied."""
-    return dict(_table(str(hosts_file())))
+    file = hosts_file()
+    return dict(_table(str(file), _stamp(file)))
 
 
 def host_info(host: str) -> HostInfo:

@@ -20,9 +20,11 @@ from lineage_world import (
 from safetensors.numpy import load_file, save_file
 from sqlalchemy import text
 
+from modelscan.db.engine import open_store
 from modelscan.db.query import run_sql
 from modelscan.db.store import Store
-from modelscan.errors import StoreError
+from modelscan.errors import ConfigError, StoreError
+from modelscan.hostinfo import host_table
 from modelscan.lineage.infer import link
 from modelscan.lineage.spread import JSON_KEYS, spread, top
 from modelscan.lineage.subjects import resolve_subject
@@ -187,16 +189,66 @@ def test_views_agree_with_the_library(store: Store, world: World) -> None:
         got["downloads"],
     )
     assert (row.gone_copies, row.survived) == (1, 1)
+    assert (row.jurisdictions, row.operators) == (
+        len(got["jurisdictions"]),
+        len(got["operators"]),
+    )
+    assert row.downloads_all_time == got["downloads_all_time"]
+    assert (
+        str(row.first_published)[:10]
+        == got["first_published_per_host"]["huggingface"][:10]
+    )
     hosts = store.execute(
         lambda c: c.execute(
             text(
-                "SELECT host, live_copies, takedown_cost FROM spread_hosts "
-                "WHERE family = :f ORDER BY host"
+                "SELECT host, live_copies, takedown_cost, country, operator "
+                "FROM spread_hosts WHERE family = :f ORDER BY host"
             ),
             {"f": family},
         ).all()
     )
-    assert [tuple(r) for r in hosts] == [("civitai", 0, 0), ("huggingface", 3, 3)]
+    assert [tuple(r) for r in hosts] == [
+        ("civitai", 0, 0, "US", "Civitai, Inc."),
+        ("huggingface", 3, 3, "US", "Hugging Face, Inc."),
+    ]
+
+
+def test_a_hosts_file_moves_a_host_to_another_jurisdiction(
+    store: Store, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overriding the Hub's country counts it there, in the library and the views."""
+    hosts = tmp_path / "hosts.toml"
+    hosts.write_text('[huggingface]\noperator = "EU mirror"\ncountry = "fr"\n')
+    monkeypatch.setenv("MODELSCAN_HOSTS_FILE", str(hosts))
+    subj = resolve_subject(store, "hf:org/base")
+    got = spread(store, subj, hosts=host_table()).to_json()
+    assert got["jurisdictions"] == {"FR": 3}
+    assert got["operators"] == {"EU mirror": 3}
+    with open_store(f"sqlite:///{tmp_path / 'fresh.sqlite'}") as fresh:
+        save(fresh, "huggingface", [hf("late/base", (remote(world.fps["base"], "m",
+             "u"),))], T0)  # fmt: skip
+        row = fresh.execute(
+            lambda c: c.execute(
+                text("SELECT country, operator FROM hosts WHERE name = 'huggingface'")
+            ).one()
+        )
+    assert tuple(row) == ("FR", "EU mirror")  # written with each saved page
+
+
+def test_a_bad_hosts_file_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A malformed or wrong hosts file names the file and the problem."""
+    hosts = tmp_path / "hosts.toml"
+    monkeypatch.setenv("MODELSCAN_HOSTS_FILE", str(hosts))
+    with pytest.raises(ConfigError, match="no such hosts file"):
+        host_table()
+    hosts.write_text("[huggingface]\ncountry = 3\n")
+    with pytest.raises(ConfigError, match=r"\[huggingface\] country must be a string"):
+        host_table()
+    hosts.write_text("[huggingface\n")
+    with pytest.raises(ConfigError, match="hosts.toml"):
+        host_table()
 
 
 def test_views_answer_through_modelscan_sql(
