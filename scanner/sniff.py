@@ -84,7 +84,7 @@ def detect_format(head: bytes, size: int) -> Format:
         return Format.TAR
     if compression_of(head) is not None:
         return Format.COMPRESSED
-    from modelscan.scanner.formats.pickle_vm import sniff_pickle
+    from modelscan.scanner.formats.pickle_walk import sniff_pickle
 
     if sniff_pickle(head, size):
         return Format.PICKLE

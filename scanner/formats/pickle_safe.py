@@ -41,14 +41,16 @@ from modelscan.scanner.formats.pickle_vm import (
     PickledDict,
     PickledSet,
     PickleResult,
+    walk_pickle,
+    walk_pickle_at,
+)
+from modelscan.scanner.formats.pickle_walk import (
     PickleWalk,
     looks_like_pickle,
     sniff_pickle,
     walk_lenient,
     walk_lenient_at,
     walk_partial,
-    walk_pickle,
-    walk_pickle_at,
 )
 from modelscan.scanner.layout import Layout, RangeReader
 

@@ -3,10 +3,15 @@
 Nothing here imports, calls or builds anything a pickle names. Every opcode of
 protocols 0-5 is simulated: GLOBAL, STACK_GLOBAL, INST and EXT* push a
 :class:`Global` record (and add its ``module.name`` to the globals a real load
-would import); REDUCE, NEWOBJ(_EX), INST and OBJ push a :class:`Call` record;
+would import; a STACK_GLOBAL on a string only a call computes is spelled with
+``<computed>``); REDUCE, NEWOBJ(_EX), INST and OBJ push a :class:`Call` record;
 BUILD, SETITEM(S) and APPEND(S) on a call are stored on it; persistent ids become
 :class:`PersistentRef`. Dicts become :class:`PickledDict` (keys need not be
 hashable), lists and tuples stay lists and tuples.
+
+A FRAME's length never stops the walk (CPython's unpickler reads on past a
+short one); a BUILD hook lets joblib's inline arrays be passed over
+(:mod:`.joblib_arrays`). Lenient walks and sniffing are in :mod:`.pickle_walk`.
 
 Bounds: every opcode pushes at most one value, so ``MAX_OPCODES`` also bounds
 the stack, the memo and every container; MARK nesting, byte lengths (against
@@ -29,14 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelscan.errors import FormatError, HeaderTooLarge, InvalidHeader, TruncatedFile
+from modelscan.errors import HeaderTooLarge, InvalidHeader
+from modelscan.scanner.formats.pickle_source import MAX_PICKLE_BYTES, Source
 from modelscan.scanner.layout import RangeReader
 
-MAX_PICKLE_BYTES = 256 * 1024 * 1024  # state-dict pickles are KBs: tensors live outside
 MAX_OPCODES = 5_000_000  # ~30 per tensor: a 100k-tensor checkpoint needs ~3M
 MAX_MARK_DEPTH = 1000  # real checkpoints nest a dozen levels
-_FIRST_FETCH = 64 * 1024  # grows x4 per refill: few reads for tiny and huge pickles
-_MAX_FETCH = 16 * 1024 * 1024
 _HIGHEST_PROTOCOL = 5
 _MAX_NOTES = 20
 
@@ -102,93 +105,6 @@ class PickleResult:
     protocol: int  # from PROTO, 0 or 1 when absent (as pickle itself assumes)
 
 
-# --- reading ------------------------------------------------------------------------
-
-
-class _Source:
-    """Sequential, bounded reads over one pickle; bytes are fetched lazily."""
-
-    def __init__(
-        self,
-        fetch: Callable[[int, int], bytes],
-        *,
-        start: int,
-        end: int,
-        path: str,
-        cap: int = MAX_PICKLE_BYTES,
-        preloaded: bytes | None = None,
-        fetch_some: Callable[[int, int, int], bytes] | None = None,
-    ) -> None:
-        self._fetch = fetch
-        self._fetch_some = fetch_some
-        self._data_end = end
-        self._end = min(end, start + cap)
-        self._cap = cap
-        # Bytes already in memory are used in place and never fetched again.
-        self._buf = b"" if preloaded is None else preloaded
-        self._base = start if preloaded is None else 0
-        self._window = _FIRST_FETCH
-        self.pos = start
-        self.path = path
-
-    def remaining(self) -> int:
-        """Bytes left before the data ends or the cap is reached."""
-        return self._end - self.pos
-
-    def short(self, n: int, what: str) -> FormatError:
-        """The error for ``n`` bytes wanted where fewer remain: truncation or cap."""
-        if self.pos + n > self._data_end:
-            have = self._data_end - self.pos
-            return TruncatedFile(
-                self.path, f"{what} at offset {self.pos} needs {n} bytes, {have} remain"
-            )
-        return HeaderTooLarge(self.path, f"pickle longer than the {self._cap}-byte cap")
-
-    def _fill(self, n: int, what: str) -> None:
-        if n > self.remaining():
-            raise self.short(n, what)
-        if self.pos + n > self._base + len(self._buf):
-            want = min(max(n, self._window), self.remaining())
-            if self._fetch_some is not None:  # the reader picks, between n and want
-                self._buf = self._fetch_some(self.pos, n, want)
-            else:
-                self._buf = self._fetch(self.pos, want)
-            self._base = self.pos
-            self._window = min(self._window * 4, _MAX_FETCH)
-
-    def read(self, n: int, what: str = "pickle opcode") -> bytes:
-        """Return the next ``n`` bytes; a length beyond the data is refused first."""
-        self._fill(n, what)
-        i = self.pos - self._base
-        self.pos += n
-        return self._buf[i : i + n]
-
-    def skip(self, n: int, what: str) -> None:
-        """Pass over ``n`` bytes that are not pickle (they do not count to the cap)."""
-        if self.pos + n > self._data_end:
-            raise self.short(n, what)
-        self.pos += n
-        self._end = min(self._data_end, self._end + n)
-
-    def byte(self) -> int:
-        """Return the next byte."""
-        self._fill(1, "next opcode (no STOP yet)")
-        b = self._buf[self.pos - self._base]
-        self.pos += 1
-        return b
-
-    def line(self) -> bytes:
-        """Return bytes up to the next newline (excluded), growing the window."""
-        while True:
-            i = self.pos - self._base
-            stop = min(len(self._buf), self._end - self._base)
-            j = self._buf.find(b"\n", i, stop)
-            if j >= 0:
-                self.pos = self._base + j + 1
-                return self._buf[i:j]
-            self._fill(2 * (stop - i) + 64, "text line without newline")
-
-
 def _intline(line: bytes) -> int:
     # int() refuses over 4300 digits (CPython's str-to-int limit): a ValueError.
     return int(line.rstrip(b"L"))
@@ -212,7 +128,7 @@ def _text(raw: bytes) -> str | bytes:
 class _Machine:
     """The pickle stack machine; values are inert records, nothing is called."""
 
-    src: _Source
+    src: Source
     stack: list[Any] = field(default_factory=list)
     marks: list[list[Any]] = field(default_factory=list)
     memo: dict[int, Any] = field(default_factory=dict)
@@ -551,8 +467,8 @@ _OPS: dict[int, Callable[[_Machine], object]] = {
 }
 
 
-def _bytes_source(data: bytes, start: int, path: str, cap: int) -> _Source:
-    return _Source(
+def _bytes_source(data: bytes, start: int, path: str, cap: int) -> Source:
+    return Source(
         lambda off, n: data[off : off + n],
         start=start,
         end=len(data),
@@ -562,7 +478,7 @@ def _bytes_source(data: bytes, start: int, path: str, cap: int) -> _Source:
     )
 
 
-def _run(src: _Source) -> PickleResult:
+def _run(src: Source) -> PickleResult:
     m = _Machine(src)
     root = m.run()
     return PickleResult(root, tuple(sorted(m.globals)), src.pos, m.proto)
@@ -599,7 +515,7 @@ def walk_pickle_at(
     A reader with a ``read_ahead`` method (a remote one) decides how far past
     the bytes needed each read goes.
     """
-    src = _Source(
+    src = Source(
         reader.read_at,
         start=offset,
         end=reader.size,
@@ -608,128 +524,3 @@ def walk_pickle_at(
         fetch_some=getattr(reader, "read_ahead", None),
     )
     return _run(src)
-
-
-@dataclass(frozen=True, slots=True)
-class PickleWalk:
-    """One pickle walked as far as it goes: what a load reads before any fault.
-
-    A loader has already imported those globals (and made those calls) when it
-    meets a broken opcode, so they count for safety even when ``error`` is set.
-    """
-
-    result: PickleResult | None  # None when the walk stopped at a fault
-    globals: tuple[str, ...]  # sorted unique, up to the fault
-    error: str  # "" for a whole pickle, else the fault's reason
-    end: int  # offset after STOP, or where the fault was met
-    opcodes: int
-    calls: int
-    notes: tuple[str, ...] = ()
-    fault: str = ""  # "", "truncated", "too-large" or "invalid"
-    shared: int = 0  # GETs and DUPs of containers
-
-    def is_pickle(self, *, more_bytes: bool = False) -> bool:
-        """Whether a loader would treat these bytes as a pickle it runs.
-
-        True when the walk reached STOP or a cap, or broke only after a global
-        was imported and called (a hostile stream broken after its payload), or
-        (``more_bytes``: only the head was walked) ran 8 opcodes or more until
-        the head ended. Text breaks within a few opcodes and makes no call.
-        """
-        if self.result is not None or self.fault == "too-large":
-            return True
-        if more_bytes and self.fault == "truncated" and self.opcodes >= 8:
-            return True
-        return bool(self.globals) and self.calls > 0
-
-
-BuildHook = Callable[["_Machine", Call], None]
-
-
-def _walk(src: _Source, build_hook: BuildHook | None) -> PickleWalk:
-    m = _Machine(src, build_hook=build_hook)
-    result, error, fault = None, "", ""
-    try:
-        root = m.run()
-        result = PickleResult(root, tuple(sorted(m.globals)), src.pos, m.proto)
-    except FormatError as exc:
-        error = exc.reason
-        fault = _FAULTS.get(type(exc), "invalid")
-    return PickleWalk(
-        result,
-        tuple(sorted(m.globals)),
-        error,
-        src.pos,
-        m.opcodes,
-        m.calls,
-        tuple(m.notes),
-        fault,
-        m.shared,
-    )
-
-
-_FAULTS = {TruncatedFile: "truncated", HeaderTooLarge: "too-large"}
-
-
-def walk_lenient(
-    data: bytes,
-    *,
-    path: str,
-    start: int = 0,
-    cap: int = MAX_PICKLE_BYTES,
-    build_hook: Callable[[_Machine, Call], None] | None = None,
-) -> PickleWalk:
-    """Walk the pickle at ``data[start]``; a fault ends the walk, never raises."""
-    return _walk(_bytes_source(data, start, path, cap), build_hook)
-
-
-def walk_lenient_at(
-    reader: RangeReader,
-    offset: int,
-    *,
-    cap: int = MAX_PICKLE_BYTES,
-    build_hook: Callable[[_Machine, Call], None] | None = None,
-) -> PickleWalk:
-    """Like :func:`walk_lenient`, reading the file lazily from ``offset``."""
-    src = _Source(
-        reader.read_at,
-        start=offset,
-        end=reader.size,
-        path=reader.name,
-        cap=cap,
-        fetch_some=getattr(reader, "read_ahead", None),
-    )
-    return _walk(src, build_hook)
-
-
-def walk_partial(
-    data: bytes, *, path: str
-) -> tuple[PickleResult | None, set[str], str]:
-    """Walk ``data``; on failure keep the globals seen before it, and the reason."""
-    walk = walk_lenient(data, path=path)
-    return walk.result, set(walk.globals), walk.error
-
-
-def sniff_pickle(head: bytes, size: int) -> bool:
-    """True when ``head`` (a file's first bytes) reads as a pickle opcode stream.
-
-    The head starts with PROTO 2-5, or its walk passes
-    :meth:`PickleWalk.is_pickle` (protocols 0 and 1 have no marker).
-    """
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= _HIGHEST_PROTOCOL:
-        return True
-    if not head or head[0] not in _OPS:
-        return False
-    walk = walk_lenient(head, path="<head>")
-    return walk.is_pickle(more_bytes=size > len(head))
-
-
-def looks_like_pickle(head: bytes) -> bool:
-    """True only when ``head`` parses as one complete pickle up to its STOP."""
-    if not head:
-        return False
-    try:
-        walk_pickle(head, path="<head>")
-    except FormatError:
-        return False
-    return True

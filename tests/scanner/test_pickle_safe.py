@@ -305,6 +305,8 @@ def test_package_never_calls_a_real_unpickler() -> None:
     }
     for name in (
         "pickle_vm.py",
+        "pickle_source.py",
+        "pickle_walk.py",
         "pickle_safe.py",
         "torch_pickle.py",
         "torch_zip.py",
