@@ -130,8 +130,11 @@ def _summary(fp: Fingerprint) -> str:
             text += f"; DANGEROUS: {', '.join(ps.dangerous)}"
         elif ps.verdict == "unsafe":
             allowed = _not_allowed(ps.globals)
-            text += f"; not on the allowlist: {', '.join(allowed[:6])}"
-            text += " ..." if len(allowed) > 6 else ""
+            if allowed:
+                text += f"; not on the allowlist: {', '.join(allowed[:6])}"
+                text += " ..." if len(allowed) > 6 else ""
+            else:  # a broken stream, or a TorchScript archive's code
+                text += "; see the pickle error and notes"
         rows.append(("pickle", text))
         if ps.error:
             rows.append(

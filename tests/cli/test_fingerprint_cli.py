@@ -181,3 +181,14 @@ def test_look_alikes_in_a_directory_are_skipped_but_refused_by_name(
     named = CliRunner().invoke(cli, ["fingerprint", str(tmp_path / "log.gz")])
     assert named.exit_code == 1
     assert "holding no pickle or array" in named.stderr
+
+
+def test_cut_plain_pickle_points_to_its_error(tmp_path: Path) -> None:
+    """A cut pickle of plain data: unsafe, and the summary points to the error."""
+    import pickle
+
+    path = tmp_path / "cut.pkl"
+    path.write_bytes(pickle.dumps({"lr": [0.1] * 20}, protocol=4)[:-3])
+    result = CliRunner().invoke(cli, ["fingerprint", str(path)])
+    assert result.exit_code == 1
+    assert "unsafe: 0 globals; see the pickle error and notes" in result.stdout
