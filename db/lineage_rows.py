@@ -236,6 +236,9 @@ def load_holdings(conn: Connection, shas: Iterable[str]) -> Holdings:
                 FILES.c.first_seen,
                 FILES.c.id.label("file_id"),
                 func.coalesce(REPOS.c.downloads, 0).label("downloads"),
+                func.coalesce(FILES.c.published_at, REPOS.c.published_at).label(
+                    "published_at"
+                ),
             )
             .join(REPOS, REPOS.c.id == FILES.c.repo_id)
             .where(FILES.c.sha256.in_(part), REPOS.c.host != LOCAL_HOST)

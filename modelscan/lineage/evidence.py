@@ -36,6 +36,7 @@ from modelscan.lineage.rows import (
     ClaimRow,
     EdgeRow,
     Holdings,
+    Origin,
     Resolved,
     TensorSketch,
     blob_edge,
@@ -108,10 +109,17 @@ def copy_edges(holdings: Holdings, shas: Iterable[str]) -> list[EdgeRow]:
                     parent_repo_id=origin.repo_id,
                     relation="copy",
                     source="identical-hash",
-                    evidence={"first_seen": origin.first_seen.isoformat()},
+                    evidence=_origin_dates(origin),
                 )
             )
     return rows
+
+
+def _origin_dates(origin: Origin) -> dict[str, str]:
+    out = {"first_seen": origin.first_seen.isoformat()}
+    if origin.published_at is not None:
+        out["published_at"] = origin.published_at.isoformat()
+    return out
 
 
 def families(members: Mapping[str, BlobInfo]) -> list[list[BlobInfo]]:

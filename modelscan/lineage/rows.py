@@ -133,6 +133,7 @@ class Occurrence:
     file_id: int
     first_seen: datetime
     downloads: int = 0
+    published_at: datetime | None = None  # the host's date, else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +144,15 @@ class Origin:
     first_seen: datetime
     file_id: int
     downloads: int = 0
+    published_at: datetime | None = None
 
     def key(self) -> tuple[datetime, int, int]:
-        """Earlier first; within one crawl, the more downloaded upload first."""
-        return (self.first_seen, -self.downloads, self.file_id)
+        """Earlier first (the host's date, else our sighting), then more downloaded.
+
+        One crawl sees a whole host in one pass, so only the hosts' dates can
+        tell a 2021 upload from its 2025 re-upload.
+        """
+        return (self.published_at or self.first_seen, -self.downloads, self.file_id)
 
 
 @dataclass
@@ -162,7 +168,9 @@ class Holdings:
         out = cls()
         for o in occurrences:
             out.repos[o.sha256].add(o.repo_id)
-            found = Origin(o.repo_id, o.first_seen, o.file_id, o.downloads)
+            found = Origin(
+                o.repo_id, o.first_seen, o.file_id, o.downloads, o.published_at
+            )
             seen = out.origin.get(o.sha256)
             if seen is None or found.key() < seen.key():
                 out.origin[o.sha256] = found

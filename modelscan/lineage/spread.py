@@ -394,9 +394,7 @@ def top(index: LineageIndex, n: int, *, by: str = "live-copies") -> list[TopRow]
         if not holdings.origin:
             out.append(TopRow(family=f, sha256=f.sha256, label=""))
             continue
-        sha, origin = min(
-            holdings.origin.items(), key=lambda kv: (kv[1].first_seen, kv[1].file_id)
-        )
+        sha, origin = min(holdings.origin.items(), key=lambda kv: kv[1].key())
         repo = index.repos([origin.repo_id]).get(origin.repo_id)
         label = ref_for(repo.host, repo.host_id) if repo else ""
         out.append(TopRow(family=f, sha256=sha, label=label))

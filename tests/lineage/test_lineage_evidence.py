@@ -35,6 +35,25 @@ def test_copies_point_at_the_first_upload() -> None:
     assert {r.key.parent_ref for r in rows} == {"sha256:a"}
 
 
+def test_the_hosts_dates_name_the_origin_before_our_sightings() -> None:
+    """A crawl sees a 2025 re-upload first; the one published in 2021 is the origin."""
+    reupload = occ("a", 1, 1, downloads=50)
+    original = Occurrence(
+        sha256="a", repo_id=2, file_id=2, first_seen=T, published_at=T.replace(2021)
+    )
+    undated = occ("a", 3, 3)  # no host date: counted at our first sighting, T
+    dated_reupload = Occurrence(
+        sha256="a", repo_id=1, file_id=1, first_seen=T, published_at=T.replace(2025)
+    )
+    for holdings in (
+        Holdings.of([reupload, original, undated]),
+        Holdings.of([dated_reupload, undated, original]),
+    ):
+        rows = evidence.copy_edges(holdings, ["a"])
+        assert {(r.child_repo_id, r.parent_repo_id) for r in rows} == {(1, 2), (3, 2)}
+        assert rows[0].evidence["published_at"] == T.replace(2021).isoformat()
+
+
 def test_conversions_skip_two_containers_in_one_repo() -> None:
     """Same content in another repo is a conversion; in the same repo it is not."""
     members = {
