@@ -70,7 +70,7 @@ class _Found:
         self.pickles.append(where)
         verdict = scan.verdict()
         self.globals.update(verdict.globals)
-        self.dangers.update(scan.dangers)
+        self.dangers.update(verdict.dangerous)  # judged per member, with its uses
         if verdict.dangerous:
             self.notes.append(f"{where}: {', '.join(verdict.dangerous)}")
         self.notes.extend(f"{where}: {n}" for n in scan.notes)
@@ -86,6 +86,7 @@ class _Found:
             notes=notes + self.notes,
             error=error or None,
             extra_dangerous=self.dangers,
+            vetted=self.globals,  # members' dangers are already in self.dangers
         )
 
 

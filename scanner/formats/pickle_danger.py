@@ -255,3 +255,36 @@ def embedded_payloads(root: Any) -> list[tuple[str, bytes]]:
                 out.append((name, payload))
         todo.extend(children(obj))
     return out
+
+
+# --- getattr on names known statically ----------------------------------------------
+
+GETATTR = "builtins.getattr"
+
+
+def static_getattrs(calls: list[Call], references: int) -> tuple[list[str], bool]:
+    """Names ``builtins.getattr`` calls reach, and whether every use is known.
+
+    ``getattr(cls, "name")`` with a global and a literal string reaches exactly
+    ``cls.name`` (enum members pickle this way); that name is judged like any
+    global. The calls are all a walk made, popped ones too. ``references`` is
+    how often a ``getattr`` record was pushed (GLOBAL, GET, DUP): when each was
+    used by such a call and nothing else, getattr reaches only those names;
+    otherwise (computed arguments, getattr handed on as a value) it reaches
+    names only a load knows.
+    """
+    names: list[str] = []
+    uses = 0
+    for c in calls:
+        if not (isinstance(c.func, Global) and c.func.qualname == GETATTR):
+            continue
+        uses += 1
+        args = c.args if isinstance(c.args, tuple) else ()
+        if (
+            len(args) != 2
+            or not isinstance(args[0], Global)
+            or not isinstance(args[1], str)
+        ):
+            return names, False
+        names.append(f"{args[0].qualname}.{args[1]}")
+    return names, uses == references

@@ -29,9 +29,11 @@ from modelscan.scanner.formats.pickle_danger import (
     BOMB,
     BOMB_MIN_SHARED,
     EMBEDDED_LOADERS,
+    GETATTR,
     bomb_note,
     danger_of,
     embedded_payloads,
+    static_getattrs,
 )
 from modelscan.scanner.formats.pickle_vm import (
     MAX_PICKLE_BYTES,
@@ -153,6 +155,7 @@ def safety(
     notes: Iterable[str] = (),
     error: str | None = None,
     extra_dangerous: Iterable[str] = (),
+    vetted: Iterable[str] = (),
 ) -> PickleSafety:
     """Judge what loading would import: three levels a user can act on.
 
@@ -167,17 +170,26 @@ def safety(
         notes: extra facts to keep with the verdict.
         error: why a stream could not be read to its end; the verdict then
             covers what came before it and is never ``safe``.
-        extra_dangerous: dangers that are no global (a reference-expansion bomb).
+        extra_dangerous: dangers that are no global (a reference-expansion bomb,
+            a name reached through ``getattr``).
+        vetted: globals already judged by their uses (``builtins.getattr`` on
+            static names only): not named dangerous by themselves.
 
     Returns:
         A :class:`PickleSafety` with sorted unique globals and dangerous ones.
     """
     names = tuple(sorted(set(globals_)))
-    families = {g: danger_of(g) for g in names}
+    skip = set(vetted)
+    families = {g: None if g in skip else danger_of(g) for g in names}
     dangerous = [g for g in names if families[g] is not None]
     all_safe = all(g in SAFE_GLOBALS for g in names) and not error
-    family_notes = [f"{g}: {families[g]}" for g in dangerous[:MAX_DANGER_NOTES]]
-    dangerous += sorted(set(extra_dangerous))
+    extra = sorted(set(extra_dangerous) - set(dangerous))
+    family_notes = [
+        f"{g}: {danger_of(g) or families.get(g)}"
+        for g in (dangerous + extra)[:MAX_DANGER_NOTES]
+        if g != BOMB
+    ]
+    dangerous += extra
     return PickleSafety(
         verdict="safe" if all_safe and not dangerous else "unsafe",
         globals=names,
@@ -267,6 +279,8 @@ class PickleScan:
     dangers: list[str] = field(default_factory=list)  # no global: bombs
     embedded: list[str] = field(default_factory=list)  # globals of payload files
     depth: int = 0  # payloads inside payloads
+    reached: list[str] = field(default_factory=list)  # names getattr calls reach
+    getattr_static: bool = True  # every getattr use reaches a name known statically
 
     @property
     def globals(self) -> list[str]:
@@ -282,11 +296,14 @@ class PickleScan:
 
     def verdict(self, *, notes: Iterable[str] = ()) -> PickleSafety:
         """The safety verdict over every pickle walked."""
+        vetted = [GETATTR] if self.getattr_static else []
+        reached = [f"{GETATTR} reaches {', '.join(self.reached[:8])}"]
         return safety(
             self.globals,
-            notes=[*notes, *self.notes],
+            notes=[*notes, *self.notes, *(reached if self.reached else [])],
             error=self.error,
-            extra_dangerous=self.dangers,
+            extra_dangerous=[*self.dangers, *filter(danger_of, self.reached)],
+            vetted=vetted,
         )
 
 
@@ -298,6 +315,10 @@ def _add(scan: PickleScan, walk: PickleWalk, offset: int) -> None:
         scan.error = walk.error if len(scan.walks) == 1 else f"{where}: {walk.error}"
     # Each shared container at most doubles an expansion: without ten of them no
     # expansion reaches the bomb ratio, and the graph pass is skipped.
+    if GETATTR in walk.globals:
+        names, static = static_getattrs(walk.call_log, walk.pushes.get(GETATTR, 0))
+        scan.reached.extend(names)
+        scan.getattr_static = scan.getattr_static and static
     if walk.result is not None and EMBEDDED_LOADERS.intersection(walk.globals):
         _add_embedded(scan, walk.result.root)
     if walk.result is not None and walk.shared >= BOMB_MIN_SHARED:

@@ -137,6 +137,8 @@ class _Machine:
     opcodes: int = 0
     calls: int = 0  # REDUCE, NEWOBJ(_EX), INST, OBJ: calls a real load would make
     shared: int = 0  # second references to containers: what an expansion bomb needs
+    call_log: list[Call] = field(default_factory=list)  # every call, popped ones too
+    pushes: dict[str, int] = field(default_factory=dict)  # references to each global
     notes: list[str] = field(default_factory=list)  # oddities a real load reads past
     # Called after BUILD on a call: joblib's unpickler reads array bytes right there.
     build_hook: Callable[[_Machine, Call], None] | None = None
@@ -178,6 +180,9 @@ class _Machine:
         finally:
             self.opcodes = inner.opcodes
             self.calls += inner.calls
+            self.call_log += inner.call_log
+            for name, n in inner.pushes.items():
+                self.pushes[name] = self.pushes.get(name, 0) + n
             self.globals |= inner.globals
             self.notes.extend(inner.notes[: _MAX_NOTES - len(self.notes)])
 
@@ -229,6 +234,7 @@ class _Machine:
                 module = _compat_pickle.IMPORT_MAPPING[module]
         g = Global(module, name)
         self.globals.add(g.qualname)
+        self.pushes[g.qualname] = self.pushes.get(g.qualname, 0) + 1
         return g
 
     def global_lines(self) -> Global:
@@ -304,6 +310,8 @@ class _Machine:
         """Push a second reference (GET, DUP); count it when it is a container."""
         if isinstance(value, _CONTAINERS):
             self.shared += 1
+        elif isinstance(value, Global):
+            self.pushes[value.qualname] = self.pushes.get(value.qualname, 0) + 1
         self.push(value)
 
     def op_stack_global(self) -> None:
@@ -319,27 +327,30 @@ class _Machine:
         self.globals.add(g.qualname)
         self.push(g)
 
+    def call(self, func: Any, args: Any, kwargs: Any = None) -> None:
+        """Push the record of a call a real load would make, and log it."""
+        c = Call(func, args, kwargs)
+        self.calls += 1
+        self.call_log.append(c)
+        self.push(c)
+
     def op_inst(self) -> None:
         cls = self.global_lines()
-        self.calls += 1
-        self.push(Call(cls, tuple(self.pop_mark())))
+        self.call(cls, tuple(self.pop_mark()))
 
     def op_obj(self) -> None:
         items = self.pop_mark()
         if not items:
             raise self.fail("OBJ without a class")
-        self.calls += 1
-        self.push(Call(items[0], tuple(items[1:])))
+        self.call(items[0], tuple(items[1:]))
 
     def op_reduce(self) -> None:  # also NEWOBJ: cls.__new__(cls, *args), never run
         args = self.pop()
-        self.calls += 1
-        self.push(Call(self.pop(), args))
+        self.call(self.pop(), args)
 
     def op_newobj_ex(self) -> None:
         kwargs, args = self.pop(), self.pop()
-        self.calls += 1
-        self.push(Call(self.pop(), args, kwargs))
+        self.call(self.pop(), args, kwargs)
 
     def op_build(self) -> None:
         state = self.pop()

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelscan.errors import FormatError, HeaderTooLarge, TruncatedFile
 from modelscan.scanner.formats.pickle_source import MAX_PICKLE_BYTES, Source
@@ -48,6 +48,8 @@ class PickleWalk:
     notes: tuple[str, ...] = ()
     fault: str = ""  # "", "truncated", "too-large" or "invalid"
     shared: int = 0  # GETs and DUPs of containers
+    call_log: list[Call] = field(default_factory=list)  # every call made, up to a fault
+    pushes: dict[str, int] = field(default_factory=dict)  # references to each global
 
     def is_pickle(self, *, more_bytes: bool = False) -> bool:
         """Whether a loader would treat these bytes as a pickle it runs.
@@ -86,6 +88,8 @@ def _walk(src: Source, build_hook: BuildHook | None) -> PickleWalk:
         tuple(m.notes),
         fault,
         m.shared,
+        m.call_log,
+        m.pushes,
     )
 
 

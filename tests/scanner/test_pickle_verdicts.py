@@ -328,3 +328,47 @@ def test_legacy_rebuild_tensor_is_safe(tmp_path: Path) -> None:
     assert safety is not None
     assert safety.verdict == "safe"
     assert safety.dangerous == ()
+
+
+# --- getattr on names known statically ---------------------------------------------
+
+GETATTR = b"\x80\x04" + su("builtins") + su("getattr") + b"\x93"
+
+
+def _static_getattr(module: str, cls: str, attr: str) -> bytes:
+    return su(module) + su(cls) + b"\x93" + su(attr) + b"\x86R"
+
+
+def test_getattr_of_a_static_name_is_judged_by_that_name(tmp_path: Path) -> None:
+    """getattr(cls, "name") as enum members pickle: reviewed, getattr not named."""
+    data = GETATTR + _static_getattr("collections", "OrderedDict", "fromkeys") + b"."
+    safety = scan(tmp_path, data).pickle_safety
+    assert safety is not None
+    assert safety.verdict == "unsafe"
+    assert safety.dangerous == ()
+    assert "builtins.getattr reaches collections.OrderedDict.fromkeys" in safety.notes
+
+
+def test_getattr_reaching_a_dangerous_name_names_it(tmp_path: Path) -> None:
+    """getattr(pathlib.Path, "write_text"), called and its result dropped: named."""
+    reach = _static_getattr("pathlib", "Path", "write_text")
+    data = GETATTR + reach + su("/tmp/x") + su("y") + b"\x86R0N."
+    safety = scan(tmp_path, data).pickle_safety
+    assert safety is not None
+    assert safety.dangerous == ("pathlib.Path.write_text",)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        su("builtins") + su("str") + b"\x93" + su("x") + b"\x85R" + su("y") + b"\x86R.",
+        b".",  # getattr itself handed on as a value
+        b"\x94" + _static_getattr("collections", "Counter", "x") + b"0h\x00.",
+    ],
+    ids=["computed object", "as a value", "memo copy returned"],
+)
+def test_getattr_on_anything_else_is_named(tail: bytes, tmp_path: Path) -> None:
+    """A getattr on computed arguments, or used other than as a static call: named."""
+    safety = scan(tmp_path, GETATTR + tail).pickle_safety
+    assert safety is not None
+    assert "builtins.getattr" in safety.dangerous
