@@ -180,3 +180,19 @@ def test_plainly_pickled_tensor_names_no_danger(tmp_path: Path) -> None:
     assert fp.pickle_safety.dangerous == ()
     assert "torch.storage._load_from_bytes" in fp.pickle_safety.globals
     assert any(n.endswith("bytes): safe") for n in fp.pickle_safety.notes)
+
+
+def test_protocol0_member_of_a_checkpoint_is_found(tmp_path: Path) -> None:
+    """An extra member holding a protocol-0 stream starting with V: named."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "a.pt"
+    torch.save({"w": torch.ones(3)}, path)
+    stream = f"Vhello\n0cos\nsystem\n(Vtouch {marker}\ntR.".encode()
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("a/extra/notes", stream)
+    fp = fingerprint(path)
+    assert fp.format == "torch-zip"
+    assert len(fp.tensors) == 1
+    assert fp.pickle_safety is not None
+    assert fp.pickle_safety.dangerous == ("os.system",)
+    assert not marker.exists()
