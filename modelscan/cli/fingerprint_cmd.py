@@ -200,7 +200,10 @@ def fingerprint(
     r"""Fingerprint model files: file hashes, tensor digests, ids, safety.
 
     Directories are walked for model files (recognised by magic bytes). Pickles
-    are read without being executed. Exit status is 1 when any file failed.
+    are read without being executed, also inside npy/npz, zip, tar, 7z,
+    compressed and joblib files: "safe", "unsafe" (review the globals listed) or
+    "unsafe" with each dangerous call named. A broken stream is judged up to the
+    fault and counts as failed. Exit status is 1 when any file failed.
 
     A hosted file is read through HTTP Range requests without downloading it:
     hf://OWNER/NAME/PATH[@REVISION] (HF_ENDPOINT, HF_TOKEN), civitai://VERSION_ID
