@@ -396,8 +396,8 @@ def minilm_conversions(minilm: Path, folder: Path) -> dict[str, Path]:
         )
         save_file({k: v.half() for k, v in weights.items()}, str(out["minilm_f16"]))
         arrays = {k: v.numpy() for k, v in weights.items()}
-        _write_gguf(out["minilm_gguf_f32"], arrays, quantized=False)
-        _write_gguf(out["minilm_gguf_q8_0"], arrays, quantized=True)
+        write_gguf(out["minilm_gguf_f32"], arrays, quantized=False)
+        write_gguf(out["minilm_gguf_q8_0"], arrays, quantized=True)
     return out
 
 
@@ -425,7 +425,7 @@ def minilm_derivatives(minilm: Path, folder: Path) -> dict[str, Path]:
     return out
 
 
-def _write_gguf(path: Path, arrays: dict[str, Any], *, quantized: bool) -> None:
+def write_gguf(path: Path, arrays: dict[str, Any], *, quantized: bool) -> None:
     import gguf
 
     writer = gguf.GGUFWriter(str(path), "bert")
