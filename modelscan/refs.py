@@ -24,9 +24,11 @@ from collections.abc import Collection
 from urllib.parse import urlsplit
 
 LOCAL_HOST = "local"  # the user's own files (``fingerprint --save``): no host
-# Reference prefix of each host in modelscan.registry.HOSTS (tests check the keys).
+# Reference prefix of each host in modelscan.registry.HOSTS (tests check the keys),
+# in the order ``crawl --host all`` runs them: Ollama last, as it reads the tags
+# the other hosts' cards declared in the same run.
 HOST_PREFIXES = {"huggingface": "hf", "civitai": "civitai", "replicate": "replicate",
-                 "ollama": "ollama", "modelscope": "modelscope"}  # fmt: skip
+                 "modelscope": "modelscope", "ollama": "ollama"}  # fmt: skip
 PREFIX_HOSTS = {
     **{host: host for host in HOST_PREFIXES},
     **{prefix: host for host, prefix in HOST_PREFIXES.items()},

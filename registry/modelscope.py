@@ -116,8 +116,28 @@ def _ms_ref(value: str) -> str:
     return f"modelscope:{value}" if value.count("/") == 1 else value
 
 
+def listed_parents(host_id: str, extra: Mapping[str, Any]) -> list[LineageRef]:
+    """Parents a list item names: ``BaseModel``, ``OriginalModelId``.
+
+    They are the fields ``HubApi.create_model`` sends; they are declared with the
+    details (:meth:`ModelScopeHost.fetch_details`), where the card's words win.
+    """
+    refs: list[LineageRef] = []
+    for key in ("BaseModel", "OriginalModelId"):
+        parent = extra.get(key)
+        if isinstance(parent, str) and parent.strip() and parent != host_id:
+            ref = LineageRef(_ms_ref(parent), "finetune", "declared-card")
+            if ref not in refs:
+                refs.append(ref)
+    return refs
+
+
 def parse_model(item: Any, *, base_url: str = DEFAULT_BASE_URL) -> Listing:
     """One list item as a Listing (revision: its ``LastUpdatedTime``).
+
+    Its declared parents are added by :meth:`ModelScopeHost.fetch_details`
+    (:func:`listed_parents` and the card together): an unchanged model seen
+    again declares nothing the first visit did not.
 
     Raises:
         UnexpectedResponse: the item has no ``Path`` (owner) and ``Name``.
@@ -133,13 +153,6 @@ def parse_model(item: Any, *, base_url: str = DEFAULT_BASE_URL) -> Listing:
         )
     host_id = f"{item['Path']}/{item['Name']}"
     updated = item.get("LastUpdatedTime")
-    lineage: list[LineageRef] = []
-    for key in ("BaseModel", "OriginalModelId"):  # HubApi.create_model's fields
-        parent = item.get(key)
-        if isinstance(parent, str) and parent.strip() and parent != host_id:
-            ref = LineageRef(_ms_ref(parent), "finetune", "declared-card")
-            if ref not in lineage:
-                lineage.append(ref)
     license_ = item.get("License")
     return Listing(
         host="modelscope",
@@ -154,7 +167,6 @@ def parse_model(item: Any, *, base_url: str = DEFAULT_BASE_URL) -> Listing:
         license=str(license_) if isinstance(license_, str) and license_ else None,
         downloads=_int(item.get("Downloads")),
         likes=_int(item.get("Stars")),
-        lineage=tuple(lineage),
         extra={k: item[k] for k in MODEL_EXTRA if item.get(k) not in (None, "", [])},
     )
 
@@ -381,7 +393,8 @@ class ModelScopeHost:
                 return replace(listing, status="gone")
             raise
         files = parse_files(data, host_id=listing.host_id, base_url=self.base_url)
-        lineage = {ref.parent: ref for ref in listing.lineage}
+        parents = [*listing.lineage, *listed_parents(listing.host_id, listing.extra)]
+        lineage = {ref.parent: ref for ref in parents}
         if any(f.path == "README.md" for f in files):
             card = self._card(listing.host_id)  # its words win over the list's
             lineage.update(

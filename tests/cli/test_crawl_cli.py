@@ -74,7 +74,8 @@ def test_all_without_replicate_token_crawls_the_others(
                       "ollama": "ok", "modelscope": "ok"}  # fmt: skip
     assert "REPLICATE_API_TOKEN" in result.stderr
     hosts = {h for (h,) in query(db, "SELECT DISTINCT host FROM repos")}
-    assert hosts == {"huggingface", "civitai", "modelscope"}  # Ollama: no tags
+    # Ollama runs last: it reads the tag ModelScope's Qwen card links
+    assert hosts == {"huggingface", "civitai", "modelscope", "ollama"}
 
 
 def test_replicate_alone_without_token_is_a_one_line_error(
@@ -102,7 +103,8 @@ def test_failed_host_exits_1_and_keeps_the_others(
     assert result.exit_code == 1
     out = json.loads(result.stdout)
     status = {h["host"]: h["status"] for h in out["hosts"]}
-    assert status == {"huggingface": "ok", "civitai": "failed", "replicate": "ok"}
+    assert status == {"huggingface": "ok", "civitai": "failed", "replicate": "ok",
+                      "ollama": "ok", "modelscope": "ok"}  # fmt: skip
     assert TOKEN not in result.output
     failed = next(h for h in out["hosts"] if h["host"] == "civitai")
     assert "HTTP 404" in failed["error"]

@@ -23,6 +23,7 @@ from modelscan.registry.modelscope import (
     ModelScopeHost,
     envelope_data,
     front_matter,
+    listed_parents,
     page_models,
     parse_card_lineage,
     parse_files,
@@ -59,11 +60,12 @@ def test_a_list_page_gives_models_with_their_revision_and_counts() -> None:
     assert (listing.downloads, listing.likes, listing.kind) == (
         51234, 40, "text-generation"
     )  # fmt: skip
-    assert listing.lineage == (
+    assert listing.lineage == ()  # declared with the details, the card's words first
+    assert listed_parents(QWEN, listing.extra) == [
         LineageRef(
             "modelscope:Qwen/Qwen2.5-0.5B-Instruct", "finetune", "declared-card"
         ),
-    )
+    ]
 
 
 def test_an_envelope_saying_failure_is_unexpected() -> None:
@@ -242,3 +244,15 @@ def test_limit_keeps_the_page_size_so_page_numbers_stay_meaningful(
     assert store.cursors["modelscope", "default"] is None  # first page, kept
     again = crawl(host(server, sleeps), store)
     assert (again.new, again.unchanged) == (1, 2)
+
+
+def test_the_card_relation_wins_and_a_recrawl_declares_nothing_new(
+    server: ReplayServer, sleeps: list[float], store: FakeStore
+) -> None:
+    """Qwen's BaseModel is its card's quantized parent; seen again, nothing is added."""
+    crawl(host(server, sleeps), store)
+    qwen = store.repos["modelscope", QWEN]["lineage"]
+    parents = {r.parent: r.relation for r in qwen}
+    assert parents["modelscope:Qwen/Qwen2.5-0.5B-Instruct"] == "quantized"
+    crawl(host(server, sleeps), store, full=True)
+    assert store.repos["modelscope", QWEN]["lineage"] == set()  # listed, not declared
