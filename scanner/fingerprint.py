@@ -158,8 +158,9 @@ def fingerprint(
     Raises:
         FormatError: unreadable, unknown, truncated or malformed file.
     """
-    with open_reader(path) as reader, gc_paused():  # per-tensor objects: layout.py
-        layout = read_layout(reader, any_file=any_file)
+    with open_reader(path) as reader:
+        with gc_paused():  # many small objects per tensor (layout.py), no cycles
+            layout = read_layout(reader, any_file=any_file)
         return _compute(reader, layout, all_hashes=all_hashes, progress=progress)
 
 
@@ -203,7 +204,10 @@ def _compute(
 
     digests = dict(zip((id(t) for t in contiguous), spans.hexdigests(), strict=True))
     seen = {id(t): sketches.value(i) for i, (t, _w) in enumerate(windowed)}
-    tensors = tuple(_tensor_record(reader, t, digests, seen) for t in layout.tensors)
+    with gc_paused():  # not while hashing: other threads may need the collector
+        tensors = tuple(
+            _tensor_record(reader, t, digests, seen) for t in layout.tensors
+        )
     sha256 = whole.hexdigest()
     autov1 = hashlib.sha256(autov1_window.value()).hexdigest()[:8]
     autov3 = body.hexdigest() if body is not None else None

@@ -42,13 +42,15 @@ def _spans(size: int, buffer: int) -> list[tuple[int, int]]:
     return spans
 
 
-@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize(
+    ("threaded", "inline_first"), [(False, False), (True, False), (True, True)]
+)
 @pytest.mark.parametrize("buffer", [SMALL_BUFFER, reader.BUFFER_SIZE])
 @pytest.mark.parametrize(
     "size", [0, 1, 4095, 4096, 4097, 1 << 20, (1 << 20) + 100, 3 * (1 << 20) + 7]
 )
 def test_one_read_matches_hashlib_blake3_zlib(
-    tmp_path: Path, size: int, buffer: int, threaded: bool
+    tmp_path: Path, size: int, buffer: int, threaded: bool, inline_first: bool
 ) -> None:
     """Every lane's digests equal hashlib/blake3/zlib over the same bytes, any size."""
     data = os.urandom(size)
@@ -69,6 +71,7 @@ def test_one_read_matches_hashlib_blake3_zlib(
             [[whole, window, kept], [digests], [body], [extra]],
             threaded=threaded,
             buffer_size=buffer,
+            inline_first=inline_first,
         )
     assert whole.hexdigest() == hashlib.sha256(data).hexdigest()
     assert body.hexdigest() == hashlib.sha256(data[body_start:]).hexdigest()
@@ -108,15 +111,18 @@ class _Boom:
             raise ValueError("boom")
 
 
-def test_failing_lane_stops_the_read_and_raises(tmp_path: Path) -> None:
+@pytest.mark.parametrize("failing", [0, 1])
+def test_failing_lane_stops_the_read_and_raises(tmp_path: Path, failing: int) -> None:
     """A lane that raises ends the read (no hang) and its error reaches the caller."""
     path = tmp_path / "f.bin"
     path.write_bytes(os.urandom(200 * SMALL_BUFFER))
+    lanes: list[list[hashing.Sink]] = [[hashing.Sha256Sink()], [hashing.Sha256Sink()]]
+    lanes[failing] = [_Boom()]  # lane 0 runs in the reading thread
     with _fd(path) as fd, pytest.raises(ValueError, match="boom"):
         reader.pump(
             fd,
             200 * SMALL_BUFFER,
-            [[hashing.Sha256Sink()], [_Boom()]],
+            lanes,
             threaded=True,
             buffer_size=SMALL_BUFFER,
             buffers=2,
