@@ -194,7 +194,7 @@ def test_all_hosts_crawled_when_one_has_a_bad_token(
     assert last.startswith("modelscan: error: 1 of 5 hosts failed (huggingface: ")
     assert "HF_TOKEN" in last
     hosts = {h for (h,) in query(db, "SELECT DISTINCT host FROM repos")}
-    assert hosts == {"civitai", "replicate", "modelscope"}
+    assert hosts == {"civitai", "replicate", "modelscope", "ollama"}
 
 
 # Every kind of endpoint a crawl reads, as the replay server sees its path.
