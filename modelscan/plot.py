@@ -23,6 +23,7 @@ def plot_live_copies(
     *,
     title: str,
     until: datetime | None = None,
+    dated_by: str | None = None,
 ) -> Path:
     """Write a PNG of live copies per host (and in total) as step lines.
 
@@ -31,6 +32,7 @@ def plot_live_copies(
         path: the PNG to write.
         title: the chart's title (the subject).
         until: where the lines end (default: the last change, plus a margin).
+        dated_by: a note under the axis on what the dates are (hosts' or ours).
 
     Returns:
         The path written.
@@ -79,6 +81,8 @@ def plot_live_copies(
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("live copies")
     ax.set_title(f"Live copies over time: {title}")
+    if dated_by:
+        ax.set_xlabel(dated_by, fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out = Path(path)

@@ -118,8 +118,9 @@ def _hf_record(repo: str, sibling: dict[str, Any], **extra: Any) -> dict[str, An
         "modelId": repo,
         "author": owner,
         "sha": f"{abs(hash(repo)) % 16**40:040x}",
-        "lastModified": "2025-03-01T00:00:00.000Z",
-        "createdAt": "2025-03-01T00:00:00.000Z",
+        # after the original's last commit (2025-03-06): these are re-uploads
+        "lastModified": "2025-03-08T00:00:00.000Z",
+        "createdAt": "2025-03-08T00:00:00.000Z",
         "private": False,
         "gated": False,
         "disabled": False,
@@ -147,7 +148,7 @@ def _civitai_item(
                 "id": model_id * 10,
                 "name": "v1",
                 "baseModel": "Other",
-                "publishedAt": "2025-03-02T00:00:00.000Z",
+                "publishedAt": "2025-03-09T00:00:00.000Z",
                 "files": [
                     {
                         "id": model_id * 100,
@@ -275,12 +276,15 @@ def test_spread_reports_the_worlds_copies(
     real = json.loads(
         (DATA / "huggingface/api/models" / f"{ORIGINAL}.json").read_text()
     )
-    holders = (
+    hub = (
         real["downloads"]
         + HF_DOWNLOADS["alice/minilm-reupload"]
         + HF_DOWNLOADS["dave/all-MiniLM-L6-v2-bin"]
-        + sum(d for _, d in CIVITAI.values())
     )
+    holders = hub + sum(d for _, d in CIVITAI.values())
+    # the original's files are dated by its record's last commit (the replay
+    # server's lastCommit), the re-uploads after it: five copies in one window
+    published = datetime.fromisoformat(real["lastModified"].replace("Z", "+00:00"))
     assert by_hash == {
         "exact_copies": 4,  # the original and three re-uploads
         "live_copies": 4,  # carol's went; the conversion is a live copy of the weights
@@ -289,12 +293,27 @@ def test_spread_reports_the_worlds_copies(
         "hosts": 2,
         "owners": 5,
         "downloads": holders,
+        "downloads_last_30_days": hub,
+        "downloads_all_time": sum(d for _, d in CIVITAI.values()),  # Civitai's own
+        "first_published_per_host": {
+            "huggingface": published.isoformat(),
+            "civitai": "2025-03-09T00:00:00+00:00",
+        },
         "first_seen_per_host": {
             "huggingface": T0.isoformat(),
             "civitai": T_CIVITAI.isoformat(),
         },
-        "added_per_30_days": [{"start": T0.isoformat(), "added": 5}],
+        "added_per_30_days": [
+            {
+                "start": published.isoformat(),
+                "added": 5,
+                "dated_by": {"published_at": 5},
+            }
+        ],
+        "growth_dated_by": {"published_at": 5, "first_seen": 0},
         "takedown_cost": 4,  # sentence-transformers, alice, dave, bob
+        "jurisdictions": {"US": 4},
+        "operators": {"Hugging Face, Inc.": 3, "Civitai, Inc.": 1},
         "survival": {"gone": 1, "survived": 1, "rate": 1.0},
     }
     assert tuple(by_hash) == JSON_KEYS

@@ -158,7 +158,10 @@ def spread(
     if plot:
         from modelscan.plot import plot_live_copies
 
-        plot_live_copies(result.timeline(), plot, title=subj.label)
+        dated = _dated_by(result.growth_dated_by())
+        plot_live_copies(
+            result.timeline(), plot, title=subj.label, dated_by=f"copies dated {dated}"
+        )
     click.echo(
         json.dumps(result.to_json(), indent=2) if as_json else spread_table(result)
     )
