@@ -204,6 +204,49 @@ TABLES: dict[str, Table] = {
         "hashes asked of a host's by-hash API",
         {"asked_at": "when it was asked"},
     ),  # fmt: skip
+    # Rank counters kept as the index changes (db/counters.py), read by
+    # blob_copies, spread_copies and spread --top through their indexes.
+    "blob_counts": (
+        "Counters per blob",
+        "copies, hosts and accounts of a blob, kept as the index changes",
+        {
+            "family": "the family its copies count in",
+            "total_copies": "occurrences ever seen",
+            "hosts": "hosts with a live copy",
+            "owners": "accounts with a live copy",
+        },
+    ),  # fmt: skip
+    "blob_hosts": (
+        "Counters per blob and host",
+        "live copies of a blob on a host",
+        {},
+    ),  # fmt: skip
+    "blob_accounts": (
+        "Counters per blob and account",
+        "copies of a blob one (host, owner) account holds",
+        {},
+    ),  # fmt: skip
+    "family_counts": (
+        "Counters per family",
+        "copies, hosts, accounts and takedown "
+        "cost of a weights family, kept as the index changes",
+        {},
+    ),  # fmt: skip
+    "family_blobs": (
+        "Counters per family and blob",
+        "hosted copies of a blob counted in a family",
+        {},
+    ),  # fmt: skip
+    "family_hosts": (
+        "Counters per family and host",
+        "copies of a family on a host, and the accounts holding them",
+        {},
+    ),  # fmt: skip
+    "family_accounts": (
+        "Counters per family and account",
+        "copies of a family one account holds",
+        {},
+    ),  # fmt: skip
     "blob_copies": (
         "Copies per blob",
         "one row per blob: copies, hosts, owners",
@@ -314,7 +357,9 @@ QUERIES: dict[str, tuple[str, str, str]] = {  # name -> title, description, SQL
         "WHERE resolved = 0 GROUP BY parent ORDER BY children DESC LIMIT 100",
     ),
 }
-HIDDEN = ("alembic_version", "crawl_locks", "crawl_state", "hash_lookups")
+HIDDEN = ("alembic_version", "crawl_locks", "crawl_state", "hash_lookups",
+          "blob_counts", "blob_hosts", "blob_accounts", "family_counts",
+          "family_blobs", "family_hosts", "family_accounts")  # fmt: skip
 
 
 def describe(table: str, column: str) -> str | None:
