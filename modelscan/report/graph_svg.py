@@ -47,6 +47,7 @@ GONE_FILL = "#fbe3e3"
 UNKNOWN_FILL = "#ffffff"
 WIDE_FANOUT = 8  # children of one node: beyond this Graphviz staggers them in rows
 AUTO_GRAPHVIZ_UP_TO = 400  # nodes; 600 take dot 15 s, our layout 0.1 s
+WRAP_AT = 24  # characters: a longer node title takes two lines in Graphviz
 GRAPHVIZ_PER_ROW = 5  # staggered leaves side by side (about a page's width)
 EDGE_LABELS_UP_TO = 40  # drawn edges: beyond this labels are tooltips only
 
@@ -130,6 +131,18 @@ def _node(graph: LineageGraph, key: str) -> DrawNode:
     )
 
 
+def wrap_title(title: str, width: int = WRAP_AT) -> str:
+    r"""Break a long reference after its owner (``hf:org/`` then ``name``).
+
+    >>> wrap_title("hf:sentence-transformers/all-MiniLM-L6-v2")
+    'hf:sentence-transformers/\nall-MiniLM-L6-v2'
+    """
+    head, sep, tail = title.partition("/")
+    if len(title) <= width or not sep or not tail:
+        return title
+    return f"{head}{sep}\n{tail}"
+
+
 def have_graphviz() -> bool:
     """Tell whether Graphviz can draw: the ``dot`` binary and the Python package."""
     if shutil.which("dot") is None:
@@ -177,7 +190,7 @@ def _graphviz_svg(nodes: list[DrawNode], edges: list[DrawEdge]) -> str:
     dot.attr("node", fontsize="10", margin="0.12,0.06")
     dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.6")
     for n in nodes:
-        text = n.title + (f"\n{n.detail}" if n.detail else "")
+        text = wrap_title(n.title) + (f"\n{n.detail}" if n.detail else "")
         attrs = {
             "fillcolor": n.fill,
             "penwidth": "2.5" if n.root else "1",

@@ -99,7 +99,7 @@ def _measure(key: str, value: Any, label: str, shown: str | None = None) -> str:
 
 def _survival_text(surv: dict[str, Any]) -> str:
     if not surv.get("gone"):
-        return "no copy gone"
+        return "none gone"
     return f"{surv['survived']} of {surv['gone']}"
 
 

@@ -100,7 +100,7 @@ def test_markup_in_labels_stays_text(engine: str) -> None:
     tags = {el.tag.removeprefix(SVG) for el in root.iter()}
     assert "script" not in tags
     assert "b" not in tags
-    texts = " ".join(t for el in root.iter() for t in [el.text or ""])
+    texts = "".join(t.strip() for el in root.iter() for t in [el.text or ""])
     assert f"hf:{HOSTILE}" in texts
     assert "javascript:" not in svg
 
