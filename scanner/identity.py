@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import blake3
 
@@ -245,10 +245,13 @@ def strided_digest(path: str, span: TensorSpan) -> str:
     return hasher.hexdigest()
 
 
-class _Sketch(NamedTuple):
-    name: str
-    shape: tuple[int, ...]
-    sketch: bytes
+class _Sketch:
+    """A (name, shape, sketch) row: a plain class, built at no cost at import."""
+
+    __slots__ = ("name", "shape", "sketch")
+
+    def __init__(self, name: str, shape: tuple[int, ...], sketch: bytes) -> None:
+        self.name, self.shape, self.sketch = name, shape, sketch
 
 
 def compare_sketches(
