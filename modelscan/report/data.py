@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from modelscan.hostinfo import host_table
 from modelscan.lineage.graph import LineageGraph, lineage
 from modelscan.lineage.rows import LineageIndex, RepoRow
 from modelscan.lineage.spread import Spread, TopRow, spread, top
@@ -140,7 +141,7 @@ def gather(
     Raises:
         StoreError: the index knows nothing of the subject.
     """
-    result = spread(index, subject, descendants=descendants)
+    result = spread(index, subject, descendants=descendants, hosts=host_table())
     graph = lineage(index, subject, check=True) if with_graph else None
     return Report(
         title=subject.label,
