@@ -47,8 +47,8 @@ class NpyHeader:
             d = todo.pop()
             if isinstance(d, str) and d.lstrip("<>|=").startswith("O"):
                 return True
-            if isinstance(d, list | tuple):
-                todo.extend(d)
+            if isinstance(d, list):  # fields: (name, dtype) or (name, dtype, shape)
+                todo.extend(f[1] for f in d if isinstance(f, tuple) and len(f) >= 2)
         return False
 
 

@@ -362,3 +362,15 @@ def test_cut_compressed_stream_keeps_its_verdict(compress: Any, tmp_path: Path) 
     assert_flagged(fp, marker)
     assert fp.pickle_safety is not None
     assert "stream ends early" in (fp.pickle_safety.error or "")
+
+
+def test_structured_npy_is_judged_by_its_field_types(tmp_path: Path) -> None:
+    """A field named like "Offset" is no object; a nested object field is."""
+    path = tmp_path / "s.npy"
+    np.save(path, np.zeros(2, dtype=[("Offset", "<i4"), ("x", "<f8")]))
+    assert fingerprint(path).pickle_safety is None
+    nested = np.zeros(1, dtype=[("a", [("b", "O")])])
+    np.save(path, nested, allow_pickle=True)
+    fp = fingerprint(path)
+    assert fp.pickle_safety is not None
+    assert fp.pickle_safety.error is None
