@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from modelscan.db import counters
 from modelscan.db.portable import chunks, clean_text
 from modelscan.db.tables import BLOBS, EVENTS, FILES
 from modelscan.db.upsert import upsert
@@ -56,6 +57,7 @@ class Diff:
     )
     events: list[dict[str, Any]] = field(default_factory=list)
     changed_repos: set[int] = field(default_factory=set)
+    counted: list[counters.FileDelta] = field(default_factory=list)  # rank counters
 
     def event(
         self,
@@ -88,6 +90,7 @@ class Diff:
     def close(self, rid: int, row: Any, status: str, kind: str | None) -> None:
         """Close a live occurrence; ``kind`` names its event (None: no event)."""
         self.closes.append({"fid": row.id, "gone_at": self.at, "status": status})
+        self.counted.append((row.sha256, rid, -1, 0))
         if kind:
             self.event(rid, kind, {"path": row.path}, file_id=row.id, sha256=row.sha256)
 
@@ -96,6 +99,8 @@ class Diff:
     ) -> None:
         """Queue a new occurrence; its event is written once its id is known."""
         self.inserts.append((row, kind, detail))
+        live = int(row["gone_at"] is None)
+        self.counted.append((row["sha256"], row["repo_id"], live, 1))
         if kind:
             self.changed_repos.add(row["repo_id"])
 
@@ -186,6 +191,8 @@ def diff_files(
                 {"path": new["path"], "old_sha256": old.sha256, "old_size": old.size},
             )
         else:
+            if old.sha256 is None:  # a recrawl gives the occurrence its sha256
+                diff.counted.append((new["sha256"], rid, 1, 1))
             diff.touches.append(
                 {
                     "fid": old.id,
@@ -259,6 +266,7 @@ def write_diff(conn: Connection, diff: Diff) -> None:
                 )
     if diff.events:
         conn.execute(insert(EVENTS), diff.events)
+    counters.count_files(conn, diff.counted)
 
 
 def close_repo_files(conn: Connection, diff: Diff, rid: int, status: str) -> None:
@@ -292,3 +300,4 @@ def save_published_blobs(
         key=["sha256"],
         prefer_old=["size", "autov2", *PUBLISHED_HASHES],
     )
+    counters.ensure_blobs(conn, [r["sha256"] for r in rows])

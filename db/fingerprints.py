@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from modelscan.db import runs
+from modelscan.db import counters, runs
 from modelscan.db.portable import chunks, clean_text
 from modelscan.db.tables import BLOBS, CLAIMS, EVENTS, FILES, REPOS, TENSORS
 from modelscan.db.upsert import dialect_insert, upsert
@@ -193,6 +193,7 @@ def save_blob_fingerprint(conn: Connection, fp: Fingerprint, seen_at: datetime) 
     """
     row = blob_row(fp, seen_at)
     blob_id, written = _save_blob(conn, fp, row)
+    counters.refamily(conn, [row["sha256"]])  # a weights_id joins a family
     claims = [
         {
             "blob_id": blob_id,
@@ -257,6 +258,7 @@ def _save_occurrence(
         conn.execute(
             update(FILES).where(FILES.c.id == live.id).values(gone_at=at, status="gone")
         )
+        counters.count_files(conn, [(live.sha256, rid, -1, 0)])
         kind = "changed"
     row = {
         "repo_id": rid,
@@ -278,6 +280,7 @@ def _save_occurrence(
     fid = conn.execute(stmt).scalar()
     if fid is None:  # another process saved the same path a moment ago
         return _save_occurrence(conn, host, rid, path, sha, size, at)
+    counters.count_files(conn, [(sha, rid, 1, 1)])
     detail: dict[str, Any] = {"path": path}
     if live is not None:
         detail["old_sha256"] = live.sha256

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from modelscan.db import runs
+from modelscan.db import counters, runs
 from modelscan.db.file_diff import (
     Diff,
     close_repo_files,
@@ -122,6 +122,7 @@ def save_page(
     repos = _merge(listings)
     before = _load_repos(conn, host, [r.listing.host_id for r in repos])
     ids = _upsert_repos(conn, host, repos, before, seen_at)
+    _move_owners(conn, host, repos, before, ids)
     versions = _upsert_versions(conn, repos, ids, seen_at)
     save_published_blobs(conn, [f for r in repos for f, _ in r.files], seen_at)
     diff = Diff(host=host, run_id=run_id, at=seen_at)
@@ -184,6 +185,7 @@ def _load_repos(
             REPOS.c.status,
             REPOS.c.gone_at,
             REPOS.c.published_at,
+            REPOS.c.owner,
         ).where(REPOS.c.host == host, REPOS.c.host_id.in_(part))
         out.update({r.host_id: r._asdict() for r in conn.execute(stmt)})
     return out
@@ -229,6 +231,20 @@ def _upsert_repos(
     missing = [r.listing.host_id for r in repos if r.listing.host_id not in ids]
     ids.update({k: v["id"] for k, v in _load_repos(conn, host, missing).items()})
     return ids
+
+
+def _move_owners(
+    conn: Connection,
+    host: str,
+    repos: list[_Repo],
+    before: dict[str, dict[str, Any]],
+    ids: dict[str, int],
+) -> None:
+    """Move the rank counters of repos whose owner changed (before the diff)."""
+    for repo in repos:
+        hid, old = repo.listing.host_id, before.get(repo.listing.host_id)
+        if old is not None and (old["owner"] or hid) != (repo.listing.owner or hid):
+            counters.move_repo(conn, ids[hid], (host, old["owner"] or hid))
 
 
 def _upsert_versions(

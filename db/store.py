@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from modelscan.db import fingerprints, lookup, pages, runs
+from modelscan.db import counters, fingerprints, lookup, pages, runs
 from modelscan.db.engine import WRITE_OPTION, hide_password
 from modelscan.db.lineage_store import LineageRows
 from modelscan.db.lookup import HashQuery, Match
@@ -281,6 +281,10 @@ class Store(LineageRows):
     def undated(self, host: str, host_ids: Sequence[str]) -> set[str]:
         """Return the host ids of the repos held without the host's date."""
         return self._read(lambda c: pages.undated(c, host, host_ids))
+
+    def recount(self) -> dict[str, int]:
+        """Rebuild the rank counters from the occurrences; return rows per table."""
+        return self._write(counters.recount)
 
     def mark_gone(
         self,

@@ -385,6 +385,99 @@ class HashLookupRow(Base):
     asked_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+def _count() -> Mapped[int]:
+    return mapped_column(Integer, server_default=text("0"))
+
+
+class BlobCountRow(Base):
+    """Counters of one blob's occurrences (db/counters.py keeps them, blob_copies)."""
+
+    __tablename__ = "blob_counts"
+    __table_args__ = (Index("ix_blob_counts_live_copies", "live_copies"),)
+
+    sha256: Mapped[str] = mapped_column(HASH, primary_key=True)
+    family: Mapped[str] = mapped_column(HASH)  # the family its copies count in
+    live_copies: Mapped[int] = _count()
+    total_copies: Mapped[int] = _count()
+    hosts: Mapped[int] = _count()
+    owners: Mapped[int] = _count()
+
+
+class BlobHostRow(Base):
+    """Live copies of one blob on one host."""
+
+    __tablename__ = "blob_hosts"
+
+    sha256: Mapped[str] = mapped_column(HASH, primary_key=True)
+    host: Mapped[str] = mapped_column(String(64), primary_key=True)
+    live_copies: Mapped[int] = _count()
+
+
+class BlobAccountRow(Base):
+    """Copies of one blob held by one account (host, repo owner else host id)."""
+
+    __tablename__ = "blob_accounts"
+
+    sha256: Mapped[str] = mapped_column(HASH, primary_key=True)
+    host: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(512), primary_key=True)
+    live_copies: Mapped[int] = _count()
+    copies: Mapped[int] = _count()
+
+
+class FamilyCountRow(Base):
+    """Counters of one weights family's hosted copies (spread_copies)."""
+
+    __tablename__ = "family_counts"
+    __table_args__ = (
+        Index("ix_family_counts_live_copies", "live_copies", "copies", "family"),
+        Index("ix_family_counts_takedown_cost", "takedown_cost", "copies", "family"),
+    )
+
+    family: Mapped[str] = mapped_column(HASH, primary_key=True)
+    blobs: Mapped[int] = _count()
+    copies: Mapped[int] = _count()
+    live_copies: Mapped[int] = _count()
+    hosts: Mapped[int] = _count()
+    owners: Mapped[int] = _count()
+    takedown_cost: Mapped[int] = _count()
+
+
+class FamilyBlobRow(Base):
+    """Hosted copies of one blob counted in a family."""
+
+    __tablename__ = "family_blobs"
+
+    family: Mapped[str] = mapped_column(HASH, primary_key=True)
+    sha256: Mapped[str] = mapped_column(HASH, primary_key=True)
+    copies: Mapped[int] = _count()
+
+
+class FamilyHostRow(Base):
+    """Copies of one family on one host, and the accounts holding them."""
+
+    __tablename__ = "family_hosts"
+
+    family: Mapped[str] = mapped_column(HASH, primary_key=True)
+    host: Mapped[str] = mapped_column(String(64), primary_key=True)
+    copies: Mapped[int] = _count()
+    live_copies: Mapped[int] = _count()
+    owners: Mapped[int] = _count()
+    takedown_cost: Mapped[int] = _count()
+
+
+class FamilyAccountRow(Base):
+    """Copies of one family held by one account."""
+
+    __tablename__ = "family_accounts"
+
+    family: Mapped[str] = mapped_column(HASH, primary_key=True)
+    host: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(512), primary_key=True)
+    copies: Mapped[int] = _count()
+    live_copies: Mapped[int] = _count()
+
+
 def _table(row: type[Base]) -> Table:
     return cast(Table, row.__table__)
 
@@ -404,4 +497,11 @@ STATE = _table(CrawlStateRow)
 ERRORS = _table(CrawlErrorRow)
 EVENTS = _table(EventRow)
 HASH_LOOKUPS = _table(HashLookupRow)
+BLOB_COUNTS = _table(BlobCountRow)
+BLOB_HOSTS = _table(BlobHostRow)
+BLOB_ACCOUNTS = _table(BlobAccountRow)
+FAMILY_COUNTS = _table(FamilyCountRow)
+FAMILY_BLOBS = _table(FamilyBlobRow)
+FAMILY_HOSTS = _table(FamilyHostRow)
+FAMILY_ACCOUNTS = _table(FamilyAccountRow)
 TABLES = tuple(Base.metadata.sorted_tables)

@@ -6,58 +6,69 @@
 -- first and last seen (ours), and survival (gone copies, and how many had a live
 -- copy in another repo then).
 -- sha256 is one member of the family (the smallest hash), for lookups.
+-- The counts are the rank counters (family_counts, family_blobs, family_hosts,
+-- kept by db/counters.py), so ORDER BY live_copies or takedown_cost DESC LIMIT n
+-- reads an index; downloads, dates and survival are computed for the rows asked
+-- for, from that family's hosted occurrences (host 'local' left out).
 CREATE VIEW spread_copies AS
 SELECT
     c.family AS family,
-    c.sha256 AS sha256,
+    (SELECT MIN(m.sha256) FROM family_blobs AS m WHERE m.family = c.family)
+        AS sha256,
     c.blobs AS blobs,
     c.copies AS copies,
     c.live_copies AS live_copies,
     c.hosts AS hosts,
     c.owners AS owners,
     c.takedown_cost AS takedown_cost,
-    c.jurisdictions AS jurisdictions,
-    c.operators AS operators,
-    COALESCE(d.downloads, 0) AS downloads,
-    COALESCE(d.downloads_all_time, 0) AS downloads_all_time,
-    c.first_published AS first_published,
-    c.first_seen AS first_seen,
-    c.last_seen AS last_seen,
-    COALESCE(s.gone, 0) AS gone_copies,
-    COALESCE(s.survived, 0) AS survived
-FROM (
-    SELECT
-        x.family AS family,
-        MIN(x.sha256) AS sha256,
-        COUNT(DISTINCT x.sha256) AS blobs,
-        COUNT(*) AS copies,
-        COUNT(CASE WHEN x.gone_at IS NULL THEN x.file_id END) AS live_copies,
-        COUNT(DISTINCT x.host) AS hosts,
-        COUNT(DISTINCT x.host || ':' || x.owner) AS owners,
-        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL
-                            THEN x.host || ':' || x.owner END) AS takedown_cost,
-        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL THEN x.country END)
-            AS jurisdictions,
-        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL THEN x.operator END) AS operators,
-        MIN(x.published_at) AS first_published,
-        MIN(x.first_seen) AS first_seen,
-        MAX(x.last_seen) AS last_seen
-    FROM spread_family_files AS x
-    GROUP BY x.family
-) AS c
-LEFT JOIN (
-    SELECT
-        fr.family AS family,
-        SUM(fr.downloads) AS downloads,
-        SUM(fr.downloads_all_time) AS downloads_all_time
-    FROM (
-        SELECT DISTINCT family, repo_id, downloads, downloads_all_time
-        FROM spread_family_files
-    ) AS fr
-    GROUP BY fr.family
-) AS d ON d.family = c.family
-LEFT JOIN (
-    SELECT family, COUNT(*) AS gone, SUM(survived) AS survived
-    FROM spread_survival
-    GROUP BY family
-) AS s ON s.family = c.family
+    (SELECT COUNT(DISTINCT h.country)
+     FROM family_hosts AS fh JOIN hosts AS h ON h.name = fh.host
+     WHERE fh.family = c.family AND fh.live_copies > 0) AS jurisdictions,
+    (SELECT COUNT(DISTINCT h.operator)
+     FROM family_hosts AS fh JOIN hosts AS h ON h.name = fh.host
+     WHERE fh.family = c.family AND fh.live_copies > 0) AS operators,
+    COALESCE((
+        SELECT SUM(r.downloads) FROM repos AS r
+        WHERE r.host <> 'local' AND r.id IN (
+            SELECT f.repo_id FROM family_blobs AS m
+            JOIN files AS f ON f.sha256 = m.sha256
+            WHERE m.family = c.family)
+    ), 0) AS downloads,
+    COALESCE((
+        SELECT SUM(r.downloads_all_time) FROM repos AS r
+        WHERE r.host <> 'local' AND r.id IN (
+            SELECT f.repo_id FROM family_blobs AS m
+            JOIN files AS f ON f.sha256 = m.sha256
+            WHERE m.family = c.family)
+    ), 0) AS downloads_all_time,
+    (SELECT MIN(COALESCE(f.published_at, r.published_at))
+     FROM family_blobs AS m
+     JOIN files AS f ON f.sha256 = m.sha256
+     JOIN repos AS r ON r.id = f.repo_id
+     WHERE m.family = c.family AND r.host <> 'local') AS first_published,
+    (SELECT MIN(f.first_seen)
+     FROM family_blobs AS m
+     JOIN files AS f ON f.sha256 = m.sha256
+     JOIN repos AS r ON r.id = f.repo_id
+     WHERE m.family = c.family AND r.host <> 'local') AS first_seen,
+    (SELECT MAX(f.last_seen)
+     FROM family_blobs AS m
+     JOIN files AS f ON f.sha256 = m.sha256
+     JOIN repos AS r ON r.id = f.repo_id
+     WHERE m.family = c.family AND r.host <> 'local') AS last_seen,
+    c.copies - c.live_copies AS gone_copies,
+    (SELECT COUNT(*)
+     FROM family_blobs AS m
+     JOIN files AS g ON g.sha256 = m.sha256
+     JOIN repos AS gr ON gr.id = g.repo_id
+     WHERE m.family = c.family AND gr.host <> 'local' AND g.gone_at IS NOT NULL
+       AND EXISTS (
+           SELECT 1 FROM family_blobs AS m2
+           JOIN files AS o ON o.sha256 = m2.sha256
+           JOIN repos AS orr ON orr.id = o.repo_id
+           WHERE m2.family = c.family AND orr.host <> 'local'
+             AND o.repo_id <> g.repo_id
+             AND o.first_seen <= g.gone_at
+             AND (o.gone_at IS NULL OR o.gone_at > g.gone_at))) AS survived
+FROM family_counts AS c
+WHERE c.copies > 0

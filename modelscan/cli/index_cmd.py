@@ -224,6 +224,24 @@ def db_upgrade(db: str | None) -> None:
     click.echo(f"{hide_password(url)}: at revision {revision}")
 
 
+@db_group.command("recount")
+@db_option
+def db_recount(db: str | None) -> None:
+    r"""Rebuild the rank counters (blob_copies, spread --top) from the occurrences.
+
+    Every write keeps them exact; run this to repair an index written by hand
+    or by an older version outside the migrations.
+
+    \b
+    Example:
+        modelscan db recount
+    """
+    with open_index(db) as store:
+        rows = store.recount()
+    for table, n in rows.items():
+        click.echo(f"  {table:<16}{n:>12,}")
+
+
 @db_group.command("unlock")
 @click.argument("host")
 @db_option

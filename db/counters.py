@@ -1,0 +1,385 @@
+"""Rank counters: per-blob and per-family copy counts kept as the index changes.
+
+``blob_copies ORDER BY live_copies DESC LIMIT 100`` and ``spread --top`` read
+these tables through an index instead of grouping every occurrence. Each write
+that changes what they count calls one function here in its own transaction:
+a page's file diff (:func:`count_files`), a repo whose owner changed
+(:func:`move_repo`), a fingerprint that gives a blob its ``weights_id`` and so
+moves it into another family (:func:`refamily`). Lineage links change nothing
+counted.
+
+Counts are added as deltas (``SET n = n + :d``), the rows read back after the
+write holds their locks, and a distinct count (hosts, accounts) moves by one
+when a row below it goes from zero to non-zero or back. On PostgreSQL two
+writers of one blob queue on its counter rows, always taken in key order.
+:func:`recount` rebuilds everything from the occurrences (the migration and
+``modelscan db recount`` run it); ``tests/db/test_counters.py`` checks the two
+agree row for row.
+
+An account is ``(host, owner)``, the owner being the repo's, else its host id;
+families leave out host ``local`` (the user's own copies), as spread does.
+
+Example:
+    >>> count_files(conn, [("ab12...", repo_id, 1, 1)])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Table,
+    delete,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
+
+from modelscan.db.portable import chunks
+from modelscan.db.tables import (
+    BLOB_ACCOUNTS,
+    BLOB_COUNTS,
+    BLOB_HOSTS,
+    BLOBS,
+    FAMILY_ACCOUNTS,
+    FAMILY_BLOBS,
+    FAMILY_COUNTS,
+    FAMILY_HOSTS,
+    FILES,
+    REPOS,
+)
+from modelscan.db.upsert import dialect_insert
+from modelscan.refs import LOCAL_HOST
+
+Key = tuple[str, ...]
+Deltas = dict[Key, dict[str, int]]
+# (sha256, repo id, live copies added, copies added) for one occurrence
+FileDelta = tuple[str | None, int, int, int]
+
+COUNTER_TABLES = (
+    BLOB_COUNTS,
+    BLOB_HOSTS,
+    BLOB_ACCOUNTS,
+    FAMILY_COUNTS,
+    FAMILY_BLOBS,
+    FAMILY_HOSTS,
+    FAMILY_ACCOUNTS,
+)
+_KEYS: dict[str, Key] = {
+    t.name: tuple(c.name for c in t.primary_key.columns) for t in COUNTER_TABLES
+}
+
+
+def _step(before: int, after: int) -> int:
+    """+1 when a count becomes non-zero, -1 when it falls to zero, else 0."""
+    return int(after > 0) - int(before > 0)
+
+
+def _bump(
+    conn: Connection,
+    table: Table,
+    deltas: Deltas,
+    *,
+    insert_extra: Mapping[Key, Mapping[str, Any]] | None = None,
+    drop_empty: bool = False,
+) -> dict[Key, tuple[dict[str, int], dict[str, int]]]:
+    """Add ``deltas`` to ``table``'s rows (created at zero); return (old, new).
+
+    Rows are written in key order, so two writers never wait on each other in a
+    cycle, then read back while this transaction holds them. ``drop_empty``
+    deletes rows left with no copies (a blob moved to another family).
+    """
+    if not deltas:
+        return {}
+    key = _KEYS[table.name]
+    cols = sorted({c for d in deltas.values() for c in d})
+    rows = []
+    for k in sorted(deltas):
+        row: dict[str, Any] = dict(zip(key, k, strict=True))
+        row.update((insert_extra or {}).get(k, {}))
+        row.update({c: deltas[k].get(c, 0) for c in cols})
+        rows.append(row)
+    stmt = dialect_insert(conn, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={c: table.c[c] + stmt.excluded[c] for c in cols},
+    )
+    conn.execute(stmt, rows)
+    out = {}
+    for k, new in _read(conn, table, list(deltas)).items():
+        old = {c: new[c] - deltas[k].get(c, 0) for c in new}
+        out[k] = (old, new)
+    if drop_empty:
+        empty = [k for k, (_, new) in out.items() if new["copies"] <= 0]
+        _delete(conn, table, empty)
+    return out
+
+
+def _key_clause(table: Table, part: Sequence[Key]) -> Any:
+    cols = [table.c[c] for c in _KEYS[table.name]]
+    if len(cols) == 1:
+        return cols[0].in_([k[0] for k in part])
+    return tuple_(*cols).in_(list(part))
+
+
+def _read(conn: Connection, table: Table, keys: list[Key]) -> dict[Key, dict[str, int]]:
+    key = _KEYS[table.name]
+    out: dict[Key, dict[str, int]] = {}
+    for part in chunks(sorted(keys), 150):
+        stmt = select(table).where(_key_clause(table, part))
+        for r in conn.execute(stmt):
+            m = r._mapping
+            out[tuple(m[c] for c in key)] = {
+                c: m[c] for c in m if c not in key and c != "family"
+            }
+    return out
+
+
+def _delete(conn: Connection, table: Table, keys: list[Key]) -> None:
+    for part in chunks(sorted(keys), 150):
+        conn.execute(delete(table).where(_key_clause(table, part)))
+
+
+def ensure_blobs(conn: Connection, shas: Iterable[str]) -> None:
+    """Give each blob of ``shas`` its zero counters (every blob is ranked)."""
+    family = func.coalesce(BLOBS.c.weights_id, BLOBS.c.sha256)
+    for part in chunks(sorted(set(shas))):
+        src = select(BLOBS.c.sha256, family).where(BLOBS.c.sha256.in_(part))
+        stmt = dialect_insert(conn, BLOB_COUNTS).from_select(["sha256", "family"], src)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["sha256"]))
+
+
+def count_files(conn: Connection, changes: Iterable[FileDelta]) -> None:
+    """Count occurrences added, closed or given a sha256 in this transaction."""
+    changes = [c for c in changes if c[0] is not None and (c[2] or c[3])]
+    if not changes:
+        return
+    accounts = _accounts(conn, {rid for _, rid, _, _ in changes})
+    deltas: Deltas = defaultdict(lambda: {"live_copies": 0, "copies": 0})
+    for sha, rid, live, copies in changes:
+        d = deltas[(str(sha), *accounts[rid])]
+        d["live_copies"] += live
+        d["copies"] += copies
+    count_accounts(conn, deltas)
+
+
+def _accounts(conn: Connection, repo_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    owner = func.coalesce(REPOS.c.owner, REPOS.c.host_id)
+    out = {}
+    for part in chunks(sorted(repo_ids)):
+        stmt = select(REPOS.c.id, REPOS.c.host, owner).where(REPOS.c.id.in_(part))
+        out.update({rid: (host, own) for rid, host, own in conn.execute(stmt)})
+    return out
+
+
+def count_accounts(conn: Connection, deltas: Deltas) -> None:
+    """Add per-(sha256, host, owner) deltas to the blob and family counters."""
+    deltas = {k: d for k, d in deltas.items() if any(d.values())}
+    if not deltas:
+        return
+    ensure_blobs(conn, {k[0] for k in deltas})
+    accounts = _bump(conn, BLOB_ACCOUNTS, deltas, drop_empty=True)
+    hosts: Deltas = defaultdict(lambda: {"live_copies": 0})
+    blobs: Deltas = defaultdict(
+        lambda: {"live_copies": 0, "total_copies": 0, "hosts": 0, "owners": 0}
+    )
+    for (sha, host, _), d in deltas.items():
+        hosts[(sha, host)]["live_copies"] += d["live_copies"]
+        blobs[(sha,)]["live_copies"] += d["live_copies"]
+        blobs[(sha,)]["total_copies"] += d["copies"]
+    for (sha, _, _), (old, new) in accounts.items():
+        blobs[(sha,)]["owners"] += _step(old["live_copies"], new["live_copies"])
+    for (sha, _), (old, new) in _bump(conn, BLOB_HOSTS, hosts).items():
+        blobs[(sha,)]["hosts"] += _step(old["live_copies"], new["live_copies"])
+    extra = {k: {"family": k[0]} for k in blobs}
+    _bump(conn, BLOB_COUNTS, blobs, insert_extra=extra)
+    families = _families(conn, [k[0] for k in blobs])
+    hosted: Deltas = defaultdict(lambda: {"live_copies": 0, "copies": 0})
+    for (sha, host, owner), d in deltas.items():
+        if host != LOCAL_HOST:
+            h = hosted[(families[sha], sha, host, owner)]
+            h["live_copies"] += d["live_copies"]
+            h["copies"] += d["copies"]
+    _count_families(conn, hosted)
+
+
+def _families(conn: Connection, shas: list[str]) -> dict[str, str]:
+    out = {}
+    for part in chunks(sorted(shas)):
+        stmt = select(BLOB_COUNTS.c.sha256, BLOB_COUNTS.c.family).where(
+            BLOB_COUNTS.c.sha256.in_(part)
+        )
+        out.update({sha: fam for sha, fam in conn.execute(stmt)})
+    return out
+
+
+def _count_families(conn: Connection, hosted: Deltas) -> None:
+    """Add per-(family, sha256, host, owner) deltas to the family counters."""
+    accounts: Deltas = defaultdict(lambda: {"live_copies": 0, "copies": 0})
+    members: Deltas = defaultdict(lambda: {"copies": 0})
+    for (family, sha, host, owner), d in hosted.items():
+        a = accounts[(family, host, owner)]
+        a["live_copies"] += d["live_copies"]
+        a["copies"] += d["copies"]
+        members[(family, sha)]["copies"] += d["copies"]
+    accounts = {k: d for k, d in accounts.items() if any(d.values())}
+    members = {k: d for k, d in members.items() if any(d.values())}
+    names = ("live_copies", "copies", "owners", "takedown_cost")
+    hosts: Deltas = defaultdict(lambda: dict.fromkeys(names, 0))
+    for (family, host, _), (old, new) in _bump(
+        conn, FAMILY_ACCOUNTS, accounts, drop_empty=True
+    ).items():
+        h = hosts[(family, host)]
+        h["live_copies"] += new["live_copies"] - old["live_copies"]
+        h["copies"] += new["copies"] - old["copies"]
+        h["owners"] += _step(old["copies"], new["copies"])
+        h["takedown_cost"] += _step(old["live_copies"], new["live_copies"])
+    totals: Deltas = defaultdict(lambda: dict.fromkeys((*names, "hosts", "blobs"), 0))
+    for (family, _), (old, new) in _bump(
+        conn, FAMILY_BLOBS, members, drop_empty=True
+    ).items():
+        totals[(family,)]["blobs"] += _step(old["copies"], new["copies"])
+    for (family, _), (old, new) in _bump(
+        conn, FAMILY_HOSTS, hosts, drop_empty=True
+    ).items():
+        t = totals[(family,)]
+        for name in names:
+            t[name] += new[name] - old[name]
+        t["hosts"] += _step(old["copies"], new["copies"])
+    _bump(conn, FAMILY_COUNTS, totals, drop_empty=True)
+
+
+def move_repo(conn: Connection, repo_id: int, old: tuple[str, str]) -> None:
+    """Move a repo's occurrences from account ``old`` to the repo's account now."""
+    new = _accounts(conn, [repo_id])[repo_id]
+    if new == old:
+        return
+    live = func.count(FILES.c.id).filter(FILES.c.gone_at.is_(None))
+    stmt = (
+        select(FILES.c.sha256, live, func.count(FILES.c.id))
+        .where(FILES.c.repo_id == repo_id, FILES.c.sha256.is_not(None))
+        .group_by(FILES.c.sha256)
+    )
+    deltas: Deltas = {}
+    for sha, n_live, n in conn.execute(stmt):
+        deltas[(sha, *old)] = {"live_copies": -n_live, "copies": -n}
+        deltas[(sha, *new)] = {"live_copies": n_live, "copies": n}
+    count_accounts(conn, deltas)
+
+
+def refamily(conn: Connection, shas: Iterable[str]) -> None:
+    """Move blobs whose ``weights_id`` changed into their family now, with counts."""
+    ensure_blobs(conn, shas)
+    now = func.coalesce(BLOBS.c.weights_id, BLOBS.c.sha256)
+    for part in chunks(sorted(set(shas))):
+        stmt = (
+            select(BLOB_COUNTS.c.sha256, BLOB_COUNTS.c.family, now)
+            .join(BLOBS, BLOBS.c.sha256 == BLOB_COUNTS.c.sha256)
+            .where(BLOB_COUNTS.c.sha256.in_(part), BLOB_COUNTS.c.family != now)
+        )
+        for sha, old, new in conn.execute(stmt).all():
+            _move_blob(conn, sha, old, new)
+
+
+def _move_blob(conn: Connection, sha: str, old: str, new: str) -> None:
+    moved = conn.execute(
+        update(BLOB_COUNTS)
+        .where(BLOB_COUNTS.c.sha256 == sha, BLOB_COUNTS.c.family == old)
+        .values(family=new)
+    )
+    if not moved.rowcount:
+        return  # another writer moved it first
+    a = BLOB_ACCOUNTS
+    stmt = select(a.c.host, a.c.owner, a.c.live_copies, a.c.copies).where(
+        a.c.sha256 == sha, a.c.host != LOCAL_HOST
+    )
+    hosted: Deltas = {}
+    for host, owner, live, copies in conn.execute(stmt):
+        hosted[(old, sha, host, owner)] = {"live_copies": -live, "copies": -copies}
+        hosted[(new, sha, host, owner)] = {"live_copies": live, "copies": copies}
+    _count_families(conn, hosted)
+
+
+# The full recount: the same counts from the occurrences, table by table. The
+# migration, `modelscan db recount` and the tests run these statements.
+RECOUNT_SQL = (
+    """INSERT INTO blob_accounts (sha256, host, owner, live_copies, copies)
+SELECT f.sha256, r.host, COALESCE(r.owner, r.host_id),
+       COUNT(CASE WHEN f.gone_at IS NULL THEN f.id END), COUNT(f.id)
+FROM files AS f
+JOIN blobs AS b ON b.sha256 = f.sha256
+JOIN repos AS r ON r.id = f.repo_id
+GROUP BY f.sha256, r.host, COALESCE(r.owner, r.host_id)""",
+    """INSERT INTO blob_hosts (sha256, host, live_copies)
+SELECT sha256, host, SUM(live_copies) FROM blob_accounts GROUP BY sha256, host""",
+    """INSERT INTO blob_counts (sha256, family, live_copies, total_copies, hosts,
+                         owners)
+SELECT b.sha256, COALESCE(b.weights_id, b.sha256),
+       COALESCE(SUM(a.live_copies), 0), COALESCE(SUM(a.copies), 0),
+       COUNT(DISTINCT CASE WHEN a.live_copies > 0 THEN a.host END),
+       COUNT(CASE WHEN a.live_copies > 0 THEN a.host END)
+FROM blobs AS b
+LEFT JOIN blob_accounts AS a ON a.sha256 = b.sha256
+GROUP BY b.sha256, b.weights_id""",
+    """INSERT INTO family_accounts (family, host, owner, copies, live_copies)
+SELECT c.family, a.host, a.owner, SUM(a.copies), SUM(a.live_copies)
+FROM blob_accounts AS a
+JOIN blob_counts AS c ON c.sha256 = a.sha256
+WHERE a.host <> 'local'
+GROUP BY c.family, a.host, a.owner""",
+    """INSERT INTO family_blobs (family, sha256, copies)
+SELECT c.family, a.sha256, SUM(a.copies)
+FROM blob_accounts AS a
+JOIN blob_counts AS c ON c.sha256 = a.sha256
+WHERE a.host <> 'local'
+GROUP BY c.family, a.sha256""",
+    """INSERT INTO family_hosts (family, host, copies, live_copies, owners,
+                          takedown_cost)
+SELECT family, host, SUM(copies), SUM(live_copies), COUNT(*),
+       COUNT(CASE WHEN live_copies > 0 THEN owner END)
+FROM family_accounts
+GROUP BY family, host""",
+    """INSERT INTO family_counts (family, blobs, copies, live_copies, hosts, owners,
+                           takedown_cost)
+SELECT h.family,
+       (SELECT COUNT(*) FROM family_blobs AS m WHERE m.family = h.family),
+       SUM(h.copies), SUM(h.live_copies), COUNT(*), SUM(h.owners),
+       SUM(h.takedown_cost)
+FROM family_hosts AS h
+GROUP BY h.family""",
+)
+
+
+def recount(conn: Connection) -> dict[str, int]:
+    """Rebuild every counter from the occurrences; return the rows per table."""
+    for table in COUNTER_TABLES:
+        conn.execute(delete(table))
+    for sql in RECOUNT_SQL:
+        conn.execute(text(sql))
+    return {
+        t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+        for t in COUNTER_TABLES
+    }
+
+
+def snapshot(conn: Connection) -> dict[str, set[tuple[Any, ...]]]:
+    """Return every counter row, per table (tests compare it with a recount)."""
+    return {t.name: {tuple(r) for r in conn.execute(select(t))} for t in COUNTER_TABLES}
+
+
+__all__ = [
+    "COUNTER_TABLES",
+    "RECOUNT_SQL",
+    "count_accounts",
+    "count_files",
+    "ensure_blobs",
+    "move_repo",
+    "recount",
+    "refamily",
+    "snapshot",
+]
