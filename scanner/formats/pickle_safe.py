@@ -379,6 +379,8 @@ def scan_pickles(
         if walk.result is None:
             break
         pos = walk.end
+    if not scan.walks:
+        scan.error = f"no pickle at offset {start}: the data ends there"
     return scan
 
 
@@ -404,7 +406,7 @@ def read_layout(reader: RangeReader) -> Layout:
     notes = ["torch legacy file: torch-legacy reads its tensors"] if scan.legacy else []
     main = scan.main
     metadata: dict[str, Any] = {
-        "top_level_type": type_name(main) if scan.walks[0].result else None,
+        "top_level_type": type_name(main) if main is not None else None,
         "pickles": len(scan.walks),
     }
     keys = top_level_keys(main)
@@ -414,7 +416,7 @@ def read_layout(reader: RangeReader) -> Layout:
     if any(g in WRAPPERS for g in scan.globals):
         roots = [w.result.root for w in scan.walks if w.result is not None]
         metadata["joblib_arrays"] = sum(count_arrays(r) for r in roots)
-    end = scan.walks[-1].end
+    end = scan.walks[-1].end if scan.walks else 0
     if scan.error is None and end < reader.size:
         metadata["trailing_bytes"] = reader.size - end
     return Layout(

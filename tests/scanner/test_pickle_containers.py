@@ -374,3 +374,11 @@ def test_structured_npy_is_judged_by_its_field_types(tmp_path: Path) -> None:
     fp = fingerprint(path)
     assert fp.pickle_safety is not None
     assert fp.pickle_safety.error is None
+
+
+def test_object_npy_without_data_is_never_safe(tmp_path: Path) -> None:
+    """An object-array header with no pickle after it: unsafe, the gap as error."""
+    fp = scan(tmp_path, npy_bytes(b""), "empty.npy")
+    assert fp.pickle_safety is not None
+    assert fp.pickle_safety.verdict == "unsafe"
+    assert "no pickle" in (fp.pickle_safety.error or "")
