@@ -23,8 +23,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Unpack
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -262,6 +264,13 @@ def parse_tree(
     return tuple(sorted(files, key=lambda f: f.path))
 
 
+def _dated(rf: RemoteFile, default: datetime) -> RemoteFile:
+    """The file with ``default`` as its date when the tree gave none."""
+    if rf.published_at is not None:
+        return rf
+    return dataclasses.replace(rf, published_at=default)
+
+
 def parse_adapter_config(data: Any) -> LineageRef | None:
     """The base model a PEFT ``adapter_config.json`` names, if any."""
     if not isinstance(data, Mapping):
@@ -413,11 +422,9 @@ class HuggingFaceHost:
         files = parse_tree(
             entries, base_url=self.base_url, repo_id=repo_id, revision=sha
         )
-        if listing.published_at is not None:  # the repo's createdAt stands in
-            files = tuple(
-                f if f.published_at else replace(f, published_at=listing.published_at)
-                for f in files
-            )
+        created = listing.published_at  # the repo's createdAt stands in
+        if created is not None:
+            files = tuple(_dated(f, created) for f in files)
         listing = replace(listing, files=files)
         if any(f.path == ADAPTER_CONFIG for f in files):
             listing = self._with_adapter_parent(listing, sha)
