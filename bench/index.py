@@ -9,11 +9,18 @@ that a few blobs have thousands of copies) through SQLAlchemy Core
   in place, timing the database calls (not the making of the synthetic rows),
 - p50/p99 of ``Store.find`` by full sha256 and by autov2 (a 10-hex prefix,
   upper case as Civitai shows it), over 1000 random blobs each,
-- the time of ``blob_copies`` for one blob and for the top 100 blobs.
+- the time of ``blob_copies`` for one blob and for the top 100 blobs, and of
+  ``spread --top 100`` (``Store.top_families``) by live copies and by takedown
+  cost: before (the views' definitions before the rank counters, grouping every
+  occurrence) and after (the views reading the counters), in the same run,
+- the full recount of the counters (what migration 0006 and ``db recount`` do),
+- what the counters add to saving a page: median ``save_page`` time of pages of
+  new repos (new and popular blobs) with the counters and with their calls
+  replaced by no-ops, alternating, on the filled index.
 
 Run: ``python bench/index.py`` (full size), ``--scale 0.1`` for a quick run,
 ``--no-postgres`` for SQLite only. Targets: lookup p99 < 5 ms on both; ingest
->= 20,000 occurrences/s on SQLite.
+>= 20,000 occurrences/s on SQLite; top 100 < 100 ms on both.
 """
 
 from __future__ import annotations
@@ -33,15 +40,65 @@ import numpy as np
 import psycopg
 from sqlalchemy import insert, text
 
+from modelscan.db import counters
 from modelscan.db.engine import open_store
 from modelscan.db.store import Store
 from modelscan.db.tables import BLOBS, FILES, HOSTS, REPOS
+from modelscan.records import Listing, RemoteFile
 
 FULL = {"files": 2_000_000, "blobs": 500_000, "repos": 300_000}
 HOST_NAMES = ("huggingface", "civitai", "replicate")
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 BATCH = 20_000
 T0 = datetime(2023, 1, 1, tzinfo=UTC)
+SAVE_PAGES = 40  # pages saved with and without the counters, alternating
+PAGE_REPOS = 25  # repos per page, 4 files each: 2 new blobs, 2 held ones
+
+# The views before the rank counters (db/views/ at revision 0005), as queries.
+OLD_BLOB_COPIES = """
+SELECT b.sha256 AS sha256, b.format AS format, b.size AS size,
+    b.content_id AS content_id, b.weights_id AS weights_id,
+    COUNT(CASE WHEN f.gone_at IS NULL THEN f.id END) AS live_copies,
+    COUNT(f.id) AS total_copies,
+    COUNT(DISTINCT CASE WHEN f.gone_at IS NULL THEN r.host END) AS hosts,
+    COUNT(DISTINCT CASE WHEN f.gone_at IS NULL
+          THEN r.host || ':' || COALESCE(r.owner, '') END) AS owners,
+    COUNT(DISTINCT CASE WHEN f.gone_at IS NULL THEN h.country END) AS jurisdictions,
+    MIN(COALESCE(f.published_at, r.published_at)) AS first_published,
+    MIN(f.first_seen) AS first_seen, MAX(f.last_seen) AS last_seen
+FROM blobs AS b
+LEFT JOIN files AS f ON f.sha256 = b.sha256
+LEFT JOIN repos AS r ON r.id = f.repo_id
+LEFT JOIN hosts AS h ON h.name = r.host
+GROUP BY b.sha256, b.format, b.size, b.content_id, b.weights_id
+"""
+OLD_SPREAD_COPIES = """
+SELECT c.family, c.sha256, c.copies, c.live_copies, c.hosts, c.owners,
+    c.takedown_cost, c.jurisdictions, c.operators,
+    COALESCE(d.downloads, 0) AS downloads,
+    COALESCE(d.downloads_all_time, 0) AS downloads_all_time,
+    c.first_published, c.first_seen
+FROM (
+    SELECT x.family AS family, MIN(x.sha256) AS sha256, COUNT(*) AS copies,
+        COUNT(CASE WHEN x.gone_at IS NULL THEN x.file_id END) AS live_copies,
+        COUNT(DISTINCT x.host) AS hosts,
+        COUNT(DISTINCT x.host || ':' || x.owner) AS owners,
+        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL
+              THEN x.host || ':' || x.owner END) AS takedown_cost,
+        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL THEN x.country END)
+            AS jurisdictions,
+        COUNT(DISTINCT CASE WHEN x.gone_at IS NULL THEN x.operator END) AS operators,
+        MIN(x.published_at) AS first_published, MIN(x.first_seen) AS first_seen
+    FROM spread_family_files AS x GROUP BY x.family
+) AS c
+LEFT JOIN (
+    SELECT fr.family AS family, SUM(fr.downloads) AS downloads,
+        SUM(fr.downloads_all_time) AS downloads_all_time
+    FROM (SELECT DISTINCT family, repo_id, downloads, downloads_all_time
+          FROM spread_family_files) AS fr
+    GROUP BY fr.family
+) AS d ON d.family = c.family
+"""
 
 
 def sha_of(kind: str, i: int) -> str:
@@ -135,6 +192,9 @@ def ingest(store: Store, sizes: dict[str, int], seed: int) -> dict[str, float]:
             conn.execute(
                 text("SELECT setval('repos_id_seq', (SELECT max(id) FROM repos))")
             )
+    t = time.perf_counter()
+    store.recount()
+    timings["recount_s"] = time.perf_counter() - t
     with store.engine.begin() as conn:
         conn.execute(text("ANALYZE"))
     return timings
@@ -163,32 +223,97 @@ def time_lookups(
     return out
 
 
-def time_views(store: Store, n_blobs: int) -> dict[str, float]:
+def best_ms(fn: Callable[[], Any], runs: int) -> float:
+    """Best wall time of ``runs`` calls, in ms (each must return rows)."""
+    best = float("inf")
+    for _ in range(runs):
+        t = time.perf_counter()
+        rows = fn()
+        best = min(best, time.perf_counter() - t)
+        assert rows
+    return best * 1000
+
+
+def time_views(store: Store, n_blobs: int, old_runs: int) -> dict[str, float]:
     one = sha_of("blob", n_blobs // 2)
-    queries = {
-        "blob_copies_one_ms": (
-            "SELECT * FROM blob_copies WHERE sha256 = :s",
-            {"s": one},
+
+    def sql(q: str, **params: Any) -> Callable[[], Any]:
+        return lambda: store.execute(lambda c: c.execute(text(q), params).all())
+
+    def top(order: str) -> Callable[[], Any]:
+        return lambda: store.top_families(100, order=order)
+
+    old_top = (
+        OLD_SPREAD_COPIES + " ORDER BY c.{} DESC, c.copies DESC, c.family LIMIT 100"
+    )
+    new = {
+        "blob_copies one": sql("SELECT * FROM blob_copies WHERE sha256 = :s", s=one),
+        "blob_copies top100": sql(
+            "SELECT * FROM blob_copies ORDER BY live_copies DESC LIMIT 100"
         ),
-        "blob_copies_top100_ms": (
-            "SELECT * FROM blob_copies ORDER BY live_copies DESC LIMIT 100",
-            {},
-        ),
+        "spread --top 100 --by live-copies": top("live_copies"),
+        "spread --top 100 --by takedown-cost": top("takedown_cost"),
     }
+    old = {
+        "blob_copies one": sql(OLD_BLOB_COPIES.replace(
+            "GROUP BY", "WHERE b.sha256 = :s GROUP BY"), s=one),
+        "blob_copies top100": sql(
+            OLD_BLOB_COPIES + " ORDER BY live_copies DESC LIMIT 100"
+        ),
+        "spread --top 100 --by live-copies": sql(old_top.format("live_copies")),
+        "spread --top 100 --by takedown-cost": sql(old_top.format("takedown_cost")),
+    }  # fmt: skip
     out = {}
-    for label, (sql, params) in queries.items():
-        best = float("inf")
-        for _ in range(3):
-            t = time.perf_counter()
-            rows = store.execute(lambda c, q=sql, p=params: c.execute(text(q), p).all())
-            best = min(best, time.perf_counter() - t)
-            assert rows
-        out[label] = best * 1000
+    for label in new:
+        out[f"{label}: before"] = best_ms(old[label], old_runs)
+        out[f"{label}: after"] = best_ms(new[label], 5)
     return out
 
 
+def save_cost(store: Store, sizes: dict[str, int], seed: int) -> tuple[float, float]:
+    """Median save_page ms of fresh pages with and without the rank counters.
+
+    "Without" swaps the counter functions for no-ops (the rest of save_page is
+    unchanged), alternating page by page so both meet the same index state.
+    """
+    rng = np.random.default_rng(seed + 2)
+    kept = {n: getattr(counters, n) for n in ("count_files", "ensure_blobs")}
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    run = store.start_run("huggingface", params={})
+    for p in range(SAVE_PAGES):
+        listings = []
+        for i in range(PAGE_REPOS):
+            held = rng.pareto(1.2, 2) * sizes["blobs"] / 40
+            shas = [sha_of("new", p * 1000 + i * 2 + k) for k in range(2)]
+            shas += [sha_of("blob", min(int(h), sizes["blobs"] - 1)) for h in held]
+            files = tuple(
+                RemoteFile(f"f{k}.safetensors", 1000, sha, None)
+                for k, sha in enumerate(shas)
+            )
+            owner = f"saver{(p * PAGE_REPOS + i) % 500}"
+            host_id = f"{owner}/p{p}-{i}"
+            listings.append(
+                Listing(host="huggingface", host_id=host_id, name=host_id,
+                        owner=owner, url=None, revision="r1", updated_at=None,
+                        files=files)
+            )  # fmt: skip
+        with_counters = p % 2 == 0
+        for name, fn in kept.items():
+            setattr(counters, name, fn if with_counters else lambda *a, **k: None)
+        t = time.perf_counter()
+        store.save_page(run, "huggingface", listings, next_cursor=None, seen_at=T0)
+        samples[with_counters].append(time.perf_counter() - t)
+    for name, fn in kept.items():
+        setattr(counters, name, fn)
+    store.finish_run(run, status="ok", stats={})
+    return (
+        statistics.median(samples[True]) * 1000,
+        statistics.median(samples[False]) * 1000,
+    )
+
+
 def run_one(
-    name: str, url: str, sizes: dict[str, int], lookups: int, seed: int
+    name: str, url: str, sizes: dict[str, int], lookups: int, seed: int, old_runs: int
 ) -> None:
     store = open_store(url)
     try:
@@ -207,8 +332,15 @@ def run_one(
                 f"[{name}] where by {label}: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
                 f"({lookups} lookups)"
             )
-        for label, ms in time_views(store, sizes["blobs"]).items():
-            print(f"[{name}] {label.removesuffix('_ms')}: {ms:,.1f} ms")
+        print(f"[{name}] recount of the rank counters: {t['recount_s']:.1f} s")
+        for label, ms in time_views(store, sizes["blobs"], old_runs).items():
+            print(f"[{name}] {label}: {ms:,.1f} ms")
+        with_ms, without_ms = save_cost(store, sizes, seed)
+        print(
+            f"[{name}] save_page of {PAGE_REPOS} repos x 4 files, median of "
+            f"{SAVE_PAGES // 2}: {with_ms:.1f} ms with the counters, "
+            f"{without_ms:.1f} ms without ({with_ms / without_ms:.2f}x)"
+        )
     finally:
         store.close()
 
@@ -220,6 +352,9 @@ def main() -> None:
     )
     parser.add_argument("--lookups", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--old-runs", type=int, default=1, help="runs of each 'before' query"
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument(
@@ -236,6 +371,7 @@ def main() -> None:
                 sizes,
                 args.lookups,
                 args.seed,
+                args.old_runs,
             )
     if not args.no_postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -246,7 +382,7 @@ def main() -> None:
                 "postgresql+psycopg://postgres@127.0.0.1:5432/test"
                 f"?options=-csearch_path%3D{schema}"
             )
-            run_one("postgresql", url, sizes, args.lookups, args.seed)
+            run_one("postgresql", url, sizes, args.lookups, args.seed, args.old_runs)
         finally:
             with psycopg.connect(PG_SERVER, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

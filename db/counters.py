@@ -26,17 +26,18 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Table,
+    and_,
+    bindparam,
     delete,
     func,
     select,
     text,
-    tuple_,
     update,
 )
 
@@ -91,7 +92,7 @@ def _bump(
     """Add ``deltas`` to ``table``'s rows (created at zero); return (old, new).
 
     Rows are written in key order, so two writers never wait on each other in a
-    cycle, then read back while this transaction holds them. ``drop_empty``
+    cycle, and returned as written, while this transaction holds them. ``drop_empty``
     deletes rows left with no copies (a blob moved to another family).
     """
     if not deltas:
@@ -108,41 +109,28 @@ def _bump(
     stmt = stmt.on_conflict_do_update(
         index_elements=list(key),
         set_={c: table.c[c] + stmt.excluded[c] for c in cols},
-    )
-    conn.execute(stmt, rows)
+    ).returning(*table.c)
     out = {}
-    for k, new in _read(conn, table, list(deltas)).items():
-        old = {c: new[c] - deltas[k].get(c, 0) for c in new}
-        out[k] = (old, new)
+    # one multi-row statement per batch (insertmanyvalues); rows come back in any
+    # order, named by their key
+    for r in conn.execute(stmt, rows):
+        m = r._mapping
+        k = tuple(m[c] for c in key)
+        new = {c: m[c] for c in m if c not in key and c != "family"}
+        out[k] = ({c: new[c] - deltas[k].get(c, 0) for c in new}, new)
     if drop_empty:
         empty = [k for k, (_, new) in out.items() if new["copies"] <= 0]
         _delete(conn, table, empty)
     return out
 
 
-def _key_clause(table: Table, part: Sequence[Key]) -> Any:
-    cols = [table.c[c] for c in _KEYS[table.name]]
-    if len(cols) == 1:
-        return cols[0].in_([k[0] for k in part])
-    return tuple_(*cols).in_(list(part))
-
-
-def _read(conn: Connection, table: Table, keys: list[Key]) -> dict[Key, dict[str, int]]:
-    key = _KEYS[table.name]
-    out: dict[Key, dict[str, int]] = {}
-    for part in chunks(sorted(keys), 150):
-        stmt = select(table).where(_key_clause(table, part))
-        for r in conn.execute(stmt):
-            m = r._mapping
-            out[tuple(m[c] for c in key)] = {
-                c: m[c] for c in m if c not in key and c != "family"
-            }
-    return out
-
-
 def _delete(conn: Connection, table: Table, keys: list[Key]) -> None:
-    for part in chunks(sorted(keys), 150):
-        conn.execute(delete(table).where(_key_clause(table, part)))
+    if not keys:
+        return
+    key = _KEYS[table.name]
+    match = and_(*(table.c[c] == bindparam(f"k_{c}") for c in key))
+    rows = [{f"k_{c}": v for c, v in zip(key, k, strict=True)} for k in sorted(keys)]
+    conn.execute(delete(table).where(match), rows)
 
 
 def ensure_blobs(conn: Connection, shas: Iterable[str]) -> None:

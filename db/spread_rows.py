@@ -1,8 +1,9 @@
 """Typed loads of ``modelscan spread``: same-weights blobs, copies, ranked families.
 
 ``modelscan/lineage/spread.py`` computes the measures (takedown cost, survival,
-...) from these rows; the ranking of ``spread --top`` reads the SQL view
-``spread_copies`` (db/views/), which defines the same measures per family.
+...) from these rows; the ranking of ``spread --top`` reads the rank counters
+(db/counters.py) that the SQL view ``spread_copies`` (db/views/) reads, and the
+view's other columns for the families ranked.
 
 Example:
     >>> copies = load_copies(conn, [sha])  # doctest: +SKIP
@@ -11,31 +12,24 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, column, desc, func, or_, select, table
+from sqlalchemy import Connection, desc, distinct, func, or_, select
 
 from modelscan.db.lineage_rows import as_datetime
 from modelscan.db.portable import chunks
-from modelscan.db.tables import BLOBS, FILES, REPOS
+from modelscan.db.tables import (
+    BLOBS,
+    FAMILY_BLOBS,
+    FAMILY_COUNTS,
+    FAMILY_HOSTS,
+    FILES,
+    HOSTS,
+    REPOS,
+)
 from modelscan.lineage.rows import CopyRow, FamilyRow
 from modelscan.refs import LOCAL_HOST
-
-FAMILY_COLUMNS = (
-    "family",
-    "sha256",
-    "copies",
-    "live_copies",
-    "hosts",
-    "owners",
-    "takedown_cost",
-    "downloads",
-    "first_seen",
-    "jurisdictions",
-    "operators",
-    "downloads_all_time",
-    "first_published",
-)
-SPREAD_COPIES = table("spread_copies", *(column(c) for c in FAMILY_COLUMNS))
 
 
 def same_weights_blobs(
@@ -97,27 +91,74 @@ def load_copies(conn: Connection, shas: Iterable[str]) -> list[CopyRow]:
 def load_top_families(conn: Connection, n: int, order: str) -> list[FamilyRow]:
     """Return the ``n`` families of the view ``spread_copies`` highest in ``order``.
 
+    The counts and the order come from the rank counters (``family_counts``, an
+    index holds the order); the view's computed columns (first sha256,
+    jurisdictions, operators, downloads, dates) are computed here for those
+    ``n`` families only, with the view's definitions, in one pass over their
+    hosted copies.
+
     Raises:
-        KeyError: ``order`` is not a column of the view.
+        KeyError: ``order`` is not a column of the view and its counters.
     """
-    view = SPREAD_COPIES
-    stmt = (
-        select(view)
-        .order_by(desc(view.c[order]), desc(view.c.copies), view.c.family)
+    c = FAMILY_COUNTS
+    ranked = conn.execute(
+        select(c.c.family, c.c.copies, c.c.live_copies, c.c.hosts, c.c.owners,
+               c.c.takedown_cost)
+        .where(c.c.copies > 0)
+        .order_by(desc(c.c[order]), desc(c.c.copies), c.c.family)
         .limit(n)
-    )
-    return [
-        FamilyRow(
-            **{
-                **r._mapping,
-                "downloads": int(r.downloads or 0),
-                "downloads_all_time": int(r.downloads_all_time or 0),
-                "first_seen": as_datetime(r.first_seen),
-                "first_published": as_datetime(r.first_published),
-            }
-        )
-        for r in conn.execute(stmt)
-    ]
+    ).all()  # fmt: skip
+    extra = _family_extras(conn, [r.family for r in ranked])
+    return [FamilyRow(**r._mapping, **extra[r.family]) for r in ranked]
+
+
+def _family_extras(conn: Connection, families: list[str]) -> dict[str, dict[str, Any]]:
+    """The computed columns of ``spread_copies`` for ``families``."""
+    out: dict[str, dict[str, Any]] = {
+        f: dict.fromkeys(("downloads", "downloads_all_time", "jurisdictions",
+                          "operators"), 0) | {"sha256": f, "first_seen": None,
+                                              "first_published": None}
+        for f in families
+    }  # fmt: skip
+    m, fh = FAMILY_BLOBS, FAMILY_HOSTS
+    for part in chunks(families):
+        first = select(m.c.family, func.min(m.c.sha256)).where(m.c.family.in_(part))
+        for family, sha in conn.execute(first.group_by(m.c.family)):
+            out[family]["sha256"] = sha
+        live = (
+            select(fh.c.family, func.count(distinct(HOSTS.c.country)),
+                   func.count(distinct(HOSTS.c.operator)))
+            .join(HOSTS, HOSTS.c.name == fh.c.host)
+            .where(fh.c.family.in_(part), fh.c.live_copies > 0)
+            .group_by(fh.c.family)
+        )  # fmt: skip
+        for family, countries, operators in conn.execute(live):
+            out[family].update(jurisdictions=countries, operators=operators)
+        published = func.coalesce(FILES.c.published_at, REPOS.c.published_at)
+        per_repo = (
+            select(m.c.family, REPOS.c.downloads, REPOS.c.downloads_all_time,
+                   func.min(published).label("pub"),
+                   func.min(FILES.c.first_seen).label("seen"))
+            .join(FILES, FILES.c.sha256 == m.c.sha256)
+            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
+            .where(m.c.family.in_(part), REPOS.c.host != LOCAL_HOST)
+            .group_by(m.c.family, REPOS.c.id, REPOS.c.downloads,
+                      REPOS.c.downloads_all_time)
+        )  # fmt: skip
+        for r in conn.execute(per_repo):
+            x = out[r.family]
+            x["downloads"] += int(r.downloads or 0)
+            x["downloads_all_time"] += int(r.downloads_all_time or 0)
+            x["first_published"] = _earliest(x["first_published"], r.pub)
+            x["first_seen"] = _earliest(x["first_seen"], r.seen)
+    return out
+
+
+def _earliest(a: datetime | None, b: object) -> datetime | None:
+    b = as_datetime(b)
+    if a is None or b is None:
+        return a or b
+    return min(a, b)
 
 
 def family_blobs(conn: Connection, family: str) -> list[str]:

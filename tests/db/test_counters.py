@@ -21,9 +21,11 @@ from sqlalchemy import Connection, text, update
 from modelscan.cli import cli
 from modelscan.db import counters
 from modelscan.db.engine import make_engine, open_store
+from modelscan.db.lineage_rows import as_datetime
 from modelscan.db.migrate import upgrade
 from modelscan.db.store import Store
 from modelscan.db.tables import BLOB_COUNTS, FAMILY_COUNTS
+from modelscan.lineage.rows import FamilyRow
 from modelscan.records import Fingerprint, Listing, RemoteFile
 from modelscan.scanner.fingerprint import fingerprint
 
@@ -107,7 +109,29 @@ def assert_recounted(store: Store) -> dict[str, set[tuple[Any, ...]]]:
         return kept
 
     with store.engine.connect() as conn:
-        return check(conn)
+        kept = check(conn)
+    assert_top_as_before(store)
+    return kept
+
+
+def assert_top_as_before(store: Store) -> None:
+    """`spread --top` ranks, and shows, as the old spread_copies view would."""
+    for order in ("live_copies", "takedown_cost"):
+        top = store.top_families(1000, order=order)
+        by = f"c.{order} DESC, c.copies DESC, c.family"
+        old = store.execute(
+            lambda c, by=by: c.execute(text(f"{OLD_SPREAD_COPIES} ORDER BY {by}")).all()
+        )
+        fields = [*FamilyRow.__dataclass_fields__]
+        want = [
+            FamilyRow(**{
+                **{k: v for k, v in r._mapping.items() if k in fields},
+                "first_seen": as_datetime(r.first_seen),
+                "first_published": as_datetime(r.first_published),
+            })
+            for r in old
+        ]  # fmt: skip
+        assert top == want
 
 
 def rf(path: str, n: int | None, published: datetime | None = None) -> RemoteFile:
