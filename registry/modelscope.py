@@ -166,6 +166,7 @@ def parse_model(item: Any, *, base_url: str = DEFAULT_BASE_URL) -> Listing:
         kind=_first(item.get("Tasks")),
         license=str(license_) if isinstance(license_, str) and license_ else None,
         downloads=_int(item.get("Downloads")),
+        downloads_all_time=_int(item.get("Downloads")),  # ModelScope counts all time
         likes=_int(item.get("Stars")),
         extra={k: item[k] for k in MODEL_EXTRA if item.get(k) not in (None, "", [])},
     )
