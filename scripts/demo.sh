@@ -23,6 +23,7 @@ subject=hf:sentence-transformers/all-MiniLM-L6-v2
 modelscan crawl --host huggingface --deep --search minilm  # read their weights by Range
 modelscan crawl --host huggingface                        # the rest of the recorded Hub
 modelscan crawl --host civitai
+modelscan crawl --host modelscope                         # Alibaba's hub, in China
 modelscan link
 modelscan spread "$subject"
 modelscan lineage "$subject"

@@ -1,7 +1,8 @@
 """Serve the demo world: recorded host responses plus a real model's re-uploads.
 
 ``scripts/demo.sh`` runs this in the background. It copies the recorded host
-responses of ``tests/data/hosts`` (Hugging Face, Civitai, Replicate), adds the
+responses of ``tests/data/hosts`` (Hugging Face, Civitai, Replicate, ModelScope,
+whose recorded listing mirrors the same MiniLM file in China), adds the
 real ``sentence-transformers/all-MiniLM-L6-v2`` safetensors file (fetched by
 ``tests/fetch_models.py``, its sha256 the one the Hub publishes) in its own repo
 and in repos that re-upload, convert, quantize or fine-tune it over four years,
@@ -135,6 +136,7 @@ def main() -> None:
             "HF_ENDPOINT": server.base("huggingface"),
             "MODELSCAN_CIVITAI_URL": server.base("civitai"),
             "MODELSCAN_REPLICATE_URL": server.base("replicate"),
+            "MODELSCOPE_ENDPOINT": server.base("modelscope"),
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
         }
