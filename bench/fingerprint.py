@@ -165,6 +165,7 @@ def whole_process(path: Path, runs: int) -> dict[str, float]:
         "fp_user": statistics.median(a[1] for a, _ in pairs),
         "fp_sys": statistics.median(a[2] for a, _ in pairs),
         "fp_rss": max(a[3] for a, _ in pairs),
+        "sha_cpu": statistics.median(b[1] + b[2] for _, b in pairs),
     }
 
 
@@ -196,14 +197,22 @@ def explore(path: Path, runs: int) -> None:
             print(f"  {label:<44}{t:>7.3f} s")
 
         print(f"read pipeline on {path.name} (sha256 + body sha256 + tensor BLAKE3s):")
-        for size in (1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20):
-            for count in (4, 8):
-                timed(
-                    f"{size >> 20} MiB x {count} buffers, threads",
-                    lambda s=size, c=count: reader.pump(
-                        r.fd, r.size, lanes(), threaded=True, buffer_size=s, buffers=c
-                    ),
-                )
+        for size in (1 << 20, 4 << 20, 16 << 20):
+            for count in (4, 16):
+                for inline in (True, False):
+                    where = "reader hashes lane 0" if inline else "a thread per lane"
+                    timed(
+                        f"{size >> 20} MiB x {count}, {where}",
+                        lambda s=size, c=count, i=inline: reader.pump(
+                            r.fd,
+                            r.size,
+                            lanes(),
+                            threaded=True,
+                            buffer_size=s,
+                            buffers=c,
+                            inline_first=i,
+                        ),
+                    )
         timed(
             "default, no threads",
             lambda: reader.pump(r.fd, r.size, lanes(), threaded=False),
@@ -289,14 +298,15 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--make-only", *sys.argv[1:]])
     print(f"load average {os.getloadavg()[0]:.2f} (2 cores); {args.runs} runs")
     whole = {label: whole_process(path, args.runs) for label, path in paths.items()}
-    head = ("file", "ratio", "fp s", "sha s", "user", "sys", "RSS MB", "in-proc")
-    print("{:<13}{:>7}{:>7}{:>7}{:>7}{:>7}{:>8}{:>9}".format(*head))
+    head = ("file", "ratio", "fp s", "sha s", "user", "sys", "sha cpu", "RSS MB")
+    print("{:<13}{:>7}{:>7}{:>7}{:>7}{:>7}{:>8}{:>8}{:>9}".format(*head, "in-proc"))
     for label, path in paths.items():
         w = whole[label]
         inproc = in_process(path, args.runs)  # after every child: see above
         print(
             f"{label:<13}{w['ratio']:>6.2f}x{w['fp_wall']:>7.2f}{w['sha_wall']:>7.2f}"
-            f"{w['fp_user']:>7.2f}{w['fp_sys']:>7.2f}{w['fp_rss']:>8.0f}"
+            f"{w['fp_user']:>7.2f}{w['fp_sys']:>7.2f}{w['sha_cpu']:>8.2f}"
+            f"{w['fp_rss']:>8.0f}"
             f"{inproc:>8.2f}x"
         )
     if args.explore and "safetensors" in paths:

@@ -1,18 +1,21 @@
-"""One sequential read of a file feeding every digest: a ring of large buffers.
+"""One sequential read of a file feeding every digest: a ring of buffers.
 
-A single reader (the calling thread) fills a few large buffers in turn with
-``os.preadv``; each lane (a list of sinks from ``hashing.py``, e.g. the
-whole-file SHA-256, the AutoV3 body SHA-256, the per-tensor BLAKE3s) runs in
-its own thread and sees every buffer, as a memoryview, in file order. A buffer
-goes back to the reader once every lane has released it, so memory is
-``BUFFERS * BUFFER_SIZE`` whatever the file size, and the page cache is copied
-into user space once, not once per digest. hashlib and blake3 release the GIL
-on large buffers, so the lanes hash in parallel on separate cores.
+A single reader (the calling thread) fills a few buffers in turn with
+``os.preadv``; each lane (a list of sinks from ``hashing.py``: the AutoV3 body
+SHA-256, the per-tensor BLAKE3s, ...) runs in its own thread and sees every
+buffer, as a memoryview, in file order. A buffer goes back to the reader once
+every lane has released it, so memory is ``BUFFERS * BUFFER_SIZE`` whatever the
+file size, and the page cache is copied into user space once, not once per
+digest. The reading thread runs the first lane itself (the whole-file SHA-256,
+on bytes still in its cache), so with two lanes a file costs the baseline's
+read-and-hash path while the other lane hashes beside it: hashlib and blake3
+release the GIL on large buffers, so the lanes run on separate cores.
 
-Sizes were measured on the 2-core machine (README, "Performance"): 4 buffers of
-4 MiB beat 1 MiB (more hand-offs) and 16 MiB (buffers fall out of the cache
-before the last lane reads them); ``posix_fadvise(SEQUENTIAL)`` and blake3's own
-threads changed nothing measurable, so neither is used.
+Sizes were measured on the 2-core machine (README, "Speed and memory"): in a
+fresh process, 1 MiB buffers cost a GGUF's two lanes 0.2-0.3 s of system time a
+GiB against 0.7-1.0 s with 4 MiB ones, for the same user time; 8 of them give
+the lanes some slack when one is descheduled. ``posix_fadvise(SEQUENTIAL)`` and
+blake3's own threads changed nothing measurable, so neither is used.
 
 Example:
     >>> import hashlib, os, tempfile
@@ -36,8 +39,8 @@ from collections.abc import Callable, Sequence
 
 from modelscan.scanner.hashing import Sink
 
-BUFFER_SIZE = 4 << 20  # bytes per buffer (measured: README, "Performance")
-BUFFERS = 4  # buffers in the ring: memory is BUFFERS * BUFFER_SIZE
+BUFFER_SIZE = 1 << 20  # bytes per buffer (measured: README, "Speed and memory")
+BUFFERS = 8  # buffers in the ring: memory is BUFFERS * BUFFER_SIZE
 INLINE_FIRST = True  # the reader hashes the first lane itself (measured: README)
 
 Lane = Sequence[Sink]
