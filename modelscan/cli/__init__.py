@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import pkgutil
 from typing import IO, Any
 
 import click
@@ -98,6 +97,8 @@ class _Group(click.Group):
         return self._loaded.get(cmd_name)
 
     def _load_all(self) -> None:
+        import pkgutil  # only here: help and unknown names, not a command's run
+
         found = {
             m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd")
         }
