@@ -47,7 +47,7 @@ DTYPE_SIZES: dict[str, int] = {
 FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16"})
 
 # Tensors one file may list. Each tensor costs Python objects and work (its
-# header entry, span, digest, record and identity lines: about 25 us and 1 KB),
+# header entry, span, digest, record and identity lines: about 25 us and 1.7 KB),
 # so the cap bounds a header's cost at a few seconds and a few hundred MB; a
 # published checkpoint file lists hundreds to a few thousand (large models are
 # sharded at a few GB a file, GGUF stacks experts in 3-D tensors). README, "Limits".
