@@ -137,7 +137,11 @@ def ensure_blobs(conn: Connection, shas: Iterable[str]) -> None:
     """Give each blob of ``shas`` its zero counters (every blob is ranked)."""
     family = func.coalesce(BLOBS.c.weights_id, BLOBS.c.sha256)
     for part in chunks(sorted(set(shas))):
-        src = select(BLOBS.c.sha256, family).where(BLOBS.c.sha256.in_(part))
+        src = (  # in key order, as every counter write (see _bump)
+            select(BLOBS.c.sha256, family)
+            .where(BLOBS.c.sha256.in_(part))
+            .order_by(BLOBS.c.sha256)
+        )
         stmt = dialect_insert(conn, BLOB_COUNTS).from_select(["sha256", "family"], src)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["sha256"]))
 
