@@ -146,13 +146,15 @@ class Origin:
     downloads: int = 0
     published_at: datetime | None = None
 
-    def key(self) -> tuple[datetime, int, int]:
+    def key(self) -> tuple[datetime, datetime, int, int]:
         """Earlier first (the host's date, else our sighting), then more downloaded.
 
         One crawl sees a whole host in one pass, so only the hosts' dates can
-        tell a 2021 upload from its 2025 re-upload.
+        tell a 2021 upload from its 2025 re-upload; on the same date, the one
+        we saw first, then the more downloaded, then the lower file id.
         """
-        return (self.published_at or self.first_seen, -self.downloads, self.file_id)
+        dated = self.published_at or self.first_seen
+        return (dated, self.first_seen, -self.downloads, self.file_id)
 
 
 @dataclass
@@ -176,7 +178,7 @@ class Holdings:
                 out.origin[o.sha256] = found
         return out
 
-    def order(self, sha: str, blob_id: int) -> tuple[datetime, int, int, int]:
+    def order(self, sha: str, blob_id: int) -> tuple[datetime, datetime, int, int, int]:
         """Sort key of blobs: the one first uploaded first (see :meth:`Origin.key`)."""
         return (*self.origin[sha].key(), blob_id)
 
