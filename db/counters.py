@@ -19,6 +19,13 @@ agree row for row.
 An account is ``(host, owner)``, the owner being the repo's, else its host id;
 families leave out host ``local`` (the user's own copies), as spread does.
 
+Not counted (yet): first/last seen, first published and downloads, which the
+views compute for the rows asked for, reading each copy. Keeping them would
+need these write paths: a file's insert (first/last seen, its date or its
+repo's), each touch and ``_touch_live_files`` (last seen), a repo given its
+``published_at`` later (its files' dates), a repo's downloads changing (a
+per-family repo table, to sum distinct repos), and a family move (min/max).
+
 Example:
     >>> count_files(conn, [("ab12...", repo_id, 1, 1)])  # doctest: +SKIP
 """
