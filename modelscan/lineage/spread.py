@@ -220,6 +220,7 @@ class Spread:
                 "kind": c.kind,
                 "host": c.host,
                 "owner": c.owner,
+                "host_id": c.host_id,
                 "repo": ref_for(c.host, c.host_id),
                 "path": c.path,
                 "sha256": c.sha256,

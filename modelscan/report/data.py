@@ -21,10 +21,10 @@ from urllib.parse import quote, urlsplit
 
 from modelscan.hostinfo import host_table
 from modelscan.lineage.graph import LineageGraph, lineage
-from modelscan.lineage.rows import LineageIndex, RepoRow
+from modelscan.lineage.rows import LineageIndex
 from modelscan.lineage.spread import Spread, TopRow, spread, top
 from modelscan.lineage.subjects import Subject, resolve_subject
-from modelscan.refs import HOST_SITES, ref_for
+from modelscan.refs import HOST_SITES
 
 COPY_KEYS = (
     "kind",
@@ -79,49 +79,16 @@ def repo_url(host: str, host_id: str, listed: str | None) -> str | None:
     return f"{site}/{quote(host_id, safe='/')}" if site else None
 
 
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
+def copy_rows(result: Spread) -> list[dict[str, Any]]:
+    """Every copy (``Spread.copies_json``), its link made safe, oldest first.
 
-
-def copies_json(result: Spread, repos: dict[int, RepoRow]) -> list[dict[str, Any]]:
-    """One dict per copy (:data:`COPY_KEYS`), built from ``Spread.copies``.
-
-    Used until ``Spread.copies_json()`` exists (the lead's part of issue 12).
+    A link the host listed is kept only if it is http(s); else the site's own
+    form of the repo's URL stands in.
     """
-    out = []
-    for c in result.copies:
-        repo = repos.get(c.repo_id)
-        published = getattr(c, "published_at", None)
-        out.append(
-            {
-                "kind": c.kind,
-                "host": c.host,
-                "owner": c.owner,
-                "repo": ref_for(c.host, c.host_id),
-                "path": c.path,
-                "sha256": c.sha256,
-                "status": "live" if c.gone_at is None else "gone",
-                "first_seen": _iso(c.first_seen),
-                "published_at": _iso(published),
-                "gone_at": _iso(c.gone_at),
-                "url": repo_url(c.host, c.host_id, repo.url if repo else None),
-            }
-        )
-    return out
-
-
-def _copies(index: LineageIndex, result: Spread) -> list[dict[str, Any]]:
-    made = getattr(result, "copies_json", None)
-    rows: list[dict[str, Any]] = (
-        made() if callable(made) else copies_json(result, _repos(index, result))
-    )
-    for row in rows:  # whichever built them, only http(s) links reach the page
-        row["url"] = safe_url(row.get("url"))
+    rows = result.copies_json()
+    for row in rows:
+        row["url"] = repo_url(row["host"], row["host_id"], row.get("url"))
     return sorted(rows, key=_copy_order)
-
-
-def _repos(index: LineageIndex, result: Spread) -> dict[int, RepoRow]:
-    return index.repos({c.repo_id for c in result.copies})
 
 
 def _copy_order(row: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -146,7 +113,7 @@ def gather(
     return Report(
         title=subject.label,
         measures=result.to_json(),
-        copies=_copies(index, result),
+        copies=copy_rows(result),
         graph=graph,
         descendants=descendants,
     )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from htmlscan import expected_measures, scan, unsafe
 
-from modelscan.report.data import Report, copies_json, safe_url
+from modelscan.report.data import Report, copy_rows, safe_url
 from modelscan.report.page import render_report
 
 OLD_MEASURES = {  # Spread.to_json() before published dates and jurisdictions
@@ -72,18 +72,17 @@ def test_growth_caption_counts_each_date_source() -> None:
 
 
 def test_copy_rows_from_spread_copies() -> None:
-    """Without Spread.copies_json, rows come from CopyRow with the repo's URL."""
-    from modelscan.lineage.rows import CopyRow, RepoRow
+    """Rows come from Spread.copies_json; a hostile listed URL gives the site's form."""
+    from modelscan.lineage.rows import CopyRow
     from modelscan.lineage.spread import Spread
     from modelscan.lineage.subjects import Subject
 
     at = datetime(2025, 3, 1, tzinfo=UTC)
     row = CopyRow(repo_id=7, host="civitai", host_id="42", owner="bob", downloads=3,
                   sha256="cd" * 32, path="a.safetensors", first_seen=at,
-                  gone_at=None)  # fmt: skip
+                  gone_at=None, url="javascript:alert(1)")  # fmt: skip
     spread = Spread(Subject("x", "hash", "x"), (row,), {}, False)
-    hostile = RepoRow(id=7, host="civitai", host_id="42", url="javascript:alert(1)")
-    [made] = copies_json(spread, {7: hostile})
+    [made] = copy_rows(spread)
     assert made["repo"] == "civitai:42"
     assert made["url"] == "https://civitai.com/models/42"  # the site's form instead
     assert made["status"] == "live"
