@@ -14,8 +14,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from modelscan.errors import FormatError, HeaderTooLarge, TruncatedFile
+
+if TYPE_CHECKING:
+    from modelscan.scanner.layout import RangeReader
 
 MAX_PICKLE_BYTES = 256 * 1024 * 1024  # state-dict pickles are KBs: tensors live outside
 _FIRST_FETCH = 64 * 1024  # grows x4 per refill: few reads for tiny and huge pickles
@@ -47,6 +51,24 @@ class Source:
         self._window = _FIRST_FETCH
         self.pos = start
         self.path = path
+
+    @classmethod
+    def from_reader(
+        cls, reader: RangeReader, offset: int, *, cap: int = MAX_PICKLE_BYTES
+    ) -> Source:
+        """Read ``reader`` lazily from ``offset``.
+
+        A reader with a ``read_ahead`` method (a remote one) decides how far
+        past the bytes needed each read goes.
+        """
+        return cls(
+            reader.read_at,
+            start=offset,
+            end=reader.size,
+            path=reader.name,
+            cap=cap,
+            fetch_some=getattr(reader, "read_ahead", None),
+        )
 
     def remaining(self) -> int:
         """Bytes left before the data ends or the cap is reached."""

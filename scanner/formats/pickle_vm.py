@@ -526,12 +526,5 @@ def walk_pickle_at(
     A reader with a ``read_ahead`` method (a remote one) decides how far past
     the bytes needed each read goes.
     """
-    src = Source(
-        reader.read_at,
-        start=offset,
-        end=reader.size,
-        path=reader.name,
-        cap=cap,
-        fetch_some=getattr(reader, "read_ahead", None),
-    )
+    src = Source.from_reader(reader, offset, cap=cap)
     return _run(src)

@@ -116,14 +116,7 @@ def walk_lenient_at(
     build_hook: Callable[[_Machine, Call], None] | None = None,
 ) -> PickleWalk:
     """Like :func:`walk_lenient`, reading the file lazily from ``offset``."""
-    src = Source(
-        reader.read_at,
-        start=offset,
-        end=reader.size,
-        path=reader.name,
-        cap=cap,
-        fetch_some=getattr(reader, "read_ahead", None),
-    )
+    src = Source.from_reader(reader, offset, cap=cap)
     return _walk(src, build_hook)
 
 
