@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import mmap
 import os
 import queue
 import threading
@@ -88,6 +89,21 @@ def pump(
     ring.run(size, progress)
 
 
+def page_aligned_buffers(count: int, size: int) -> list[memoryview]:
+    """``count`` writable buffers of ``size`` bytes, each starting on a page.
+
+    One anonymous map holds them all. A ``bytearray`` of 1 MiB starts 16 bytes
+    into its malloc'd pages, and the kernel's copy into a destination that is not
+    64-byte aligned is slow: reading 1 GiB from the page cache took 0.13-0.14 s
+    of system time into such a buffer against 0.08-0.09 s into a page-aligned one
+    (README, "Speed and memory").
+    """
+    page = mmap.PAGESIZE
+    stride = -(-size // page) * page
+    whole = memoryview(mmap.mmap(-1, stride * count))
+    return [whole[i * stride : i * stride + size] for i in range(count)]
+
+
 def _read_into(fd: int, view: memoryview, pos: int) -> int:
     n = os.preadv(fd, [view], pos)
     if not n:
@@ -102,7 +118,7 @@ def _pump_inline(
     progress: Progress | None,
     buffer_size: int,
 ) -> None:
-    view = memoryview(bytearray(min(buffer_size, max(size, 1))))
+    (view,) = page_aligned_buffers(1, min(buffer_size, max(size, 1)))
     pos = 0
     while pos < size:
         n = _read_into(fd, view[: min(len(view), size - pos)], pos)
@@ -124,7 +140,7 @@ class _Ring:
         self._inline = list(lanes[0]) if inline else []
         self._lanes = lanes[1:] if inline else lanes
         self._holders = len(lanes)  # lanes that must release each buffer
-        self._views = [memoryview(bytearray(size)) for _ in range(count)]
+        self._views = page_aligned_buffers(count, size)
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(count):
             self._free.put(i)
