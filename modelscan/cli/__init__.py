@@ -11,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import IO, Any
 
 import click
@@ -145,10 +144,34 @@ def _keep_example_lines(command: click.Command) -> None:
 )
 @click.version_option(__version__, prog_name="modelscan")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """Model-file provenance: fingerprint weights, crawl hosts, measure spread."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.meta[_VERBOSE] = verbose
+    if ctx.invoked_subcommand not in LOGS_ON_DEMAND:
+        configure_logging()
+
+
+# Commands that call configure_logging() themselves, on the paths where something
+# may log: `modelscan fingerprint` of local files without --save runs the scanner
+# alone, which never logs, so it does not import logging (5 ms of start-up).
+LOGS_ON_DEMAND = frozenset({"fingerprint"})
+_VERBOSE = "modelscan.verbose"  # the group's -v count, in click's shared ctx.meta
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def verbosity() -> int:
+    """How many ``-v`` the group was given (0 outside a ``modelscan`` run)."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.meta.get(_VERBOSE, 0)) if ctx is not None else 0
+
+
+def configure_logging() -> None:
+    """Log at the level ``-v``/``-vv`` asks for (WARNING without), in LOG_FORMAT."""
+    import logging
+
+    level = logging.WARNING - 10 * min(verbosity(), 2)
+    logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
 class _NoBar:

@@ -8,7 +8,6 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -58,6 +57,8 @@ def _compute(
 def _save(store: Any, fp: Fingerprint, path: str) -> None:
     """Store a fingerprint: a remote one as an occurrence at its URL."""
     if fp.remote is None:
+        from pathlib import Path
+
         store.save_fingerprint(fp, location=str(Path(path).resolve()))
         return
     if not fp.sha256:
@@ -219,9 +220,11 @@ def fingerprint(
         modelscan fingerprint --save pytorch_model.bin
         modelscan fingerprint hf://sentence-transformers/all-MiniLM-L6-v2/model.safetensors
     """
-    from modelscan.cli import progress_bar
+    from modelscan.cli import configure_logging, progress_bar, verbosity
 
     targets = list(_expand(paths))
+    if save or verbosity() or any(_is_remote(p) for p, _ in targets):
+        configure_logging()  # the index and the hosts' clients log; the scanner never
     show_bar = (
         progress if progress is not None else (sys.stderr.isatty() and not as_json)
     )

@@ -96,6 +96,41 @@ def test_help_and_version_do_not_import_heavy_modules() -> None:
     assert "HEAVY []" in out
 
 
+_LOGGING_AT_EXIT = """
+import atexit, sys
+def report():
+    if "logging" not in sys.modules:
+        print("LOGGING none")
+        return
+    import logging
+    root = logging.getLogger()
+    formats = [h.formatter._fmt for h in root.handlers if h.formatter]
+    print("LOGGING", logging.getLevelName(root.level), formats)
+atexit.register(report)
+from modelscan.cli import main
+sys.argv = ["modelscan", *{args!r}]
+main()
+"""
+
+
+def _logging_after(args: list[str]) -> str:
+    code = _LOGGING_AT_EXIT.format(args=args)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return out.stdout.splitlines()[-1]
+
+
+def test_logging_is_set_up_where_something_logs(tmp_path: Path) -> None:
+    """A local fingerprint imports no logging; -v and other commands log as before."""
+    path = tmp_path / "m.safetensors"
+    _small_model(path)
+    form = "['%(levelname)s %(name)s: %(message)s']"
+    assert _logging_after(["fingerprint", "--json", str(path)]) == "LOGGING none"
+    verbose = ["-v", "fingerprint", "--json", str(path)]
+    assert _logging_after(verbose) == f"LOGGING INFO {form}"
+    assert _logging_after(["-vv", "status", "--help"]) == f"LOGGING DEBUG {form}"
+    assert _logging_after(["status", "--help"]) == f"LOGGING WARNING {form}"
+
+
 def test_every_command_reports_failures_with_the_same_prefix(tmp_path: Path) -> None:
     """A failing command other than fingerprint also prints 'modelscan: error: ...'."""
     db = f"sqlite:///{tmp_path / 'index.sqlite'}"
