@@ -21,15 +21,29 @@ from dataclasses import replace
 from typing import Any
 
 from modelscan.errors import FormatError, UnknownFormat
-from modelscan.scanner.formats import archives, pickle_safe, torch_legacy, torch_zip
+from modelscan.scanner.formats import pickle_safe
 from modelscan.scanner.layout import Layout, RangeReader
 from modelscan.scanner.sniff import HEAD_BYTES, Format, detect_format
 
 
 def _lenient(reader: RangeReader, fmt: Format) -> Layout:
     if fmt is Format.ZIP:
+        # Only here (a broken checkpoint): archives imports tarfile, lzma, bz2, npy.
+        from modelscan.scanner.formats import archives
+
         return archives.zip_layout(reader)
     return pickle_safe.read_layout(reader)
+
+
+def _strict(reader: RangeReader, fmt: Format, options: dict[str, Any]) -> Layout:
+    """The checkpoint parser of ``fmt``, imported alone (each costs start-up)."""
+    if fmt is Format.ZIP:
+        from modelscan.scanner.formats import torch_zip
+
+        return torch_zip.read_layout(reader, **options)
+    from modelscan.scanner.formats import torch_legacy
+
+    return torch_legacy.read_layout(reader, **options)
 
 
 def read_layout(reader: RangeReader, **options: Any) -> Layout:
@@ -48,9 +62,8 @@ def read_layout(reader: RangeReader, **options: Any) -> Layout:
         FormatError: not even the lenient read could get a verdict.
     """
     fmt = detect_format(reader.read_at(0, min(reader.size, HEAD_BYTES)), reader.size)
-    parser = torch_zip if fmt is Format.ZIP else torch_legacy
     try:
-        layout: Layout = parser.read_layout(reader, **options)
+        layout = _strict(reader, fmt, options)
     except UnknownFormat:
         raise
     except FormatError as exc:
