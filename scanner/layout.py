@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelscan.errors import TruncatedFile
-from modelscan.records import PickleSafety
+from modelscan.records import PickleSafety, Record
 
 # Bytes per element of every unquantized dtype, in safetensors' spelling.
 DTYPE_SIZES: dict[str, int] = {
@@ -152,8 +152,8 @@ class BytesReader:
         return self.data[offset : offset + n]
 
 
-@dataclass(frozen=True, slots=True)
-class TensorSpan:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's: records.py
+class TensorSpan(Record):
     """Where one tensor's elements lie in the file.
 
     ``offset`` is the absolute file offset of element 0. With ``strides`` None
@@ -176,8 +176,8 @@ class TensorSpan:
         return math.prod(self.shape)
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Layout(Record):
     """A parsed container: its format, tensors, metadata and safety facts."""
 
     format: str

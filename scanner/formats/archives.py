@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelscan.errors import FormatError, UnknownFormat
-from modelscan.records import PickleSafety
+from modelscan.records import PickleSafety, Record
 from modelscan.scanner.formats import npy, pickle_safe
 from modelscan.scanner.layout import BytesReader, Layout, RangeReader
 from modelscan.scanner.sniff import HEAD_BYTES, Format, compression_of, detect_format
@@ -124,8 +124,8 @@ def _scan_npy(reader: RangeReader, where: str, found: _Found, depth: int) -> Non
         found.add_scan(where, scan)
 
 
-@dataclass(frozen=True, slots=True)
-class _Member:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's methods
+class _Member(Record):
     """One archive member: its whole bytes, or (too big to hold) its first bytes."""
 
     where: str

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelscan.errors import HeaderTooLarge, InvalidHeader, TruncatedFile
+from modelscan.records import Record
 from modelscan.scanner.formats import pickle_safe
 from modelscan.scanner.layout import Layout, RangeReader
 
@@ -29,8 +30,8 @@ MAGIC = b"\x93NUMPY"
 MAX_HEADER_BYTES = 1 << 20  # numpy itself refuses over 10,000 unless told otherwise
 
 
-@dataclass(frozen=True, slots=True)
-class NpyHeader:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's methods
+class NpyHeader(Record):
     """The parsed header of one ``.npy`` file or ``.npz`` member."""
 
     version: tuple[int, int]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelscan.errors import HeaderTooLarge, InvalidHeader
+from modelscan.records import Record
 from modelscan.scanner.formats.pickle_source import MAX_PICKLE_BYTES, Source
 from modelscan.scanner.layout import RangeReader
 
@@ -44,8 +45,8 @@ _HIGHEST_PROTOCOL = 5
 _MAX_NOTES = 20
 
 
-@dataclass(frozen=True, slots=True)
-class Global:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's methods
+class Global(Record):
     """A module attribute the pickle names; a real unpickler would import it."""
 
     module: str

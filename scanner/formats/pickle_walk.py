@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelscan.errors import FormatError, HeaderTooLarge, TruncatedFile
+from modelscan.records import Record
 from modelscan.scanner.formats.pickle_source import MAX_PICKLE_BYTES, Source
 from modelscan.scanner.formats.pickle_vm import (
     _HIGHEST_PROTOCOL,
@@ -31,8 +32,8 @@ from modelscan.scanner.formats.pickle_vm import (
 from modelscan.scanner.layout import RangeReader
 
 
-@dataclass(frozen=True, slots=True)
-class PickleWalk:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's methods
+class PickleWalk(Record):
     """One pickle walked as far as it goes: what a load reads before any fault.
 
     A loader has already imported those globals (and made those calls) when it

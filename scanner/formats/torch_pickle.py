@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelscan.errors import HeaderTooLarge, InvalidHeader
+from modelscan.records import Record
 from modelscan.scanner.formats import pickle_safe
 from modelscan.scanner.formats.pickle_safe import Call, Global, PersistentRef
 from modelscan.scanner.layout import (
@@ -100,8 +101,8 @@ _WRAPPERS = frozenset(
 # --- tensors in an inert pickle -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class StorageRef:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's methods
+class StorageRef(Record):
     """A storage a persistent id names: ``('storage', type, key, location, numel)``."""
 
     key: str
@@ -110,8 +111,8 @@ class StorageRef:
     numel: int | None = None  # elements of the storage, as the persistent id says
 
 
-@dataclass(frozen=True, slots=True)
-class TensorRef:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's methods
+class TensorRef(Record):
     """One tensor as a rebuild call describes it, before its bytes are located."""
 
     path: tuple[str, ...]

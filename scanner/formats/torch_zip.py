@@ -28,7 +28,7 @@ from modelscan.errors import (
     TruncatedFile,
     UnknownFormat,
 )
-from modelscan.records import PickleSafety
+from modelscan.records import PickleSafety, Record
 from modelscan.scanner.formats import pickle_safe
 from modelscan.scanner.formats.torch_pickle import (
     TensorRef,
@@ -63,8 +63,8 @@ _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 # --- the zip container ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ZipMember:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)  # Record's methods
+class ZipMember(Record):
     """One central-directory entry."""
 
     name: str

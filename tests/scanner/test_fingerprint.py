@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import statistics
 import struct
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import blake3
@@ -358,3 +360,53 @@ def test_fingerprint_json_starts_without_heavy_imports(tmp_path: Path) -> None:
         record, heavy = out.splitlines()
         assert '"sketch"' in record or '"tensors"' in record
         assert heavy == "HEAVY []", name
+
+
+def _generated_twin(cls: type) -> type:
+    """The same fields under dataclasses' own generated methods (frozen, slots)."""
+    import dataclasses
+
+    spec = [(f.name, f.type, f) for f in dataclasses.fields(cls)]
+    return dataclasses.make_dataclass(cls.__name__, spec, frozen=True, slots=True)
+
+
+def _outcome(call: Callable[[], object]) -> tuple[str, object]:
+    try:
+        return "ok", call()
+    except Exception as exc:  # noqa: BLE001 - the outcome is what is compared
+        return type(exc).__name__, None
+
+
+def test_records_behave_as_generated_frozen_dataclasses(minilm_fp: Fingerprint) -> None:
+    """Records print, compare, hash, refuse assignment and copy as dataclasses' own."""
+    import dataclasses
+
+    from modelscan.records import Claim, LineageRef, Listing, RemoteFile
+
+    tensor = minilm_fp.tensors[0]
+    samples = [
+        minilm_fp,
+        tensor,
+        Claim("ss_sd_model_hash", "abc", "autov1-of-base", None),
+        RemoteFile("m.safetensors", 12, None, "https://h/x"),
+        LineageRef("hf:org/name", "finetune", "declared-card"),
+        Listing("hf", "org/name", "name", "org", "https://h", None, None),
+    ]
+    for record in samples:
+        twin = _generated_twin(type(record))(
+            **{f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+        )
+        assert repr(record) == repr(twin)
+        assert _outcome(partial(hash, record))[0] == _outcome(partial(hash, twin))[0]
+        copy = dataclasses.replace(record)
+        assert copy == record
+        assert not copy != record  # noqa: SIM202 - __ne__ is what is checked
+        assert record != twin
+        assert record.__eq__(twin) is NotImplemented
+        assert dataclasses.asdict(record) == dataclasses.asdict(twin)
+        name = dataclasses.fields(record)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, None)
+        assert not hasattr(record, "__dict__")
+    twin = _generated_twin(type(tensor))(**dataclasses.asdict(tensor))
+    assert hash(tensor) == hash(twin)
