@@ -115,6 +115,9 @@ def to_sketch(values: np.ndarray) -> bytes:
 
 _F16_MAX = 65504.0
 _STRUCT_CODES = {"F64": "d", "F32": "f", "F16": "e"}
+# High (second, little-endian) bytes of finite float16 values: the exponent's five
+# bits are not all ones. A window made only of these needs no decoding.
+_F16_FINITE_HIGH = bytes(b for b in range(256) if b & 0x7C != 0x7C)
 
 
 def sketch_of_floats(raw: bytes, dtype: str) -> bytes:
@@ -124,6 +127,8 @@ def sketch_of_floats(raw: bytes, dtype: str) -> bytes:
     F64 rounds to float32 first, as numpy's ``astype(float32)`` does, and
     struct's half-float packing rounds to nearest even, as numpy does.
     """
+    if dtype == "F16" and not raw[1::2].translate(None, _F16_FINITE_HIGH):
+        return bytes(raw)  # finite float16 values come back as they are
     n = len(raw) // DTYPE_SIZES[dtype]
     if dtype == "BF16":
         widened = [h << 16 for h in struct.unpack(f"<{n}H", raw)]

@@ -325,6 +325,17 @@ def test_numpy_free_sketch_equals_numpy_decode(dtype: str) -> None:
     assert identity.sketch_of_floats(raw.tobytes(), dtype) == want
 
 
+def test_finite_float16_sketch_is_the_window_itself() -> None:
+    """A window of finite float16 values (subnormals, -0.0, the largest) is kept."""
+    rng = np.random.default_rng(11)
+    values = np.concatenate(
+        [rng.standard_normal(248), [0.0, -0.0, 6.0e-8, -6.0e-8, 65504.0, -65504.0]]
+    ).astype("<f2")
+    raw = values.tobytes()
+    want = identity.to_sketch(identity.decode_floats(raw, "F16"))
+    assert identity.sketch_of_floats(raw, "F16") == want == raw
+
+
 _HEAVY = ("numpy", "tqdm", "gguf", "sqlalchemy", "requests", "huggingface_hub", "torch")
 _IMPORTS_AT_EXIT = """
 import atexit, sys
