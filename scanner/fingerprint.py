@@ -19,7 +19,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelscan.errors import FormatError, TruncatedFile, UnknownFormat, UnreadableFile
 from modelscan.records import Fingerprint, TensorFingerprint
@@ -28,6 +28,9 @@ from modelscan.scanner.claims import claims_from_metadata
 from modelscan.scanner.layout import Layout, TensorSpan, gc_paused
 from modelscan.scanner.reader import pump as reader_pump
 from modelscan.scanner.sniff import HEAD_BYTES, Format, detect_format, why_unknown
+
+if TYPE_CHECKING:  # pathlib only for a directory walk: not a file's start-up
+    from pathlib import Path
 
 THREADED_MIN_SIZE = 16 << 20  # below this, thread start-up costs more than it saves
 
@@ -281,6 +284,8 @@ def iter_model_files(root: str | os.PathLike[str]) -> Iterator[Path]:
     A file is a model file when its magic bytes name a known format; others
     (configs, tokenizers, READMEs) are skipped silently.
     """
+    from pathlib import Path
+
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for fname in sorted(filenames):

@@ -336,7 +336,18 @@ def test_finite_float16_sketch_is_the_window_itself() -> None:
     assert identity.sketch_of_floats(raw, "F16") == want == raw
 
 
-_HEAVY = ("numpy", "tqdm", "gguf", "sqlalchemy", "requests", "huggingface_hub", "torch")
+_HEAVY = (
+    "numpy",
+    "tqdm",
+    "gguf",
+    "sqlalchemy",
+    "requests",
+    "huggingface_hub",
+    "torch",
+    "logging",  # the scanner never logs: configured only where something does
+)
+# What only a broken checkpoint or an archive needs, not a torch zip's fingerprint.
+_ARCHIVE_MODULES = ("tarfile", "lzma", "bz2", "modelscan.scanner.formats.archives")
 _IMPORTS_AT_EXIT = """
 import atexit, sys
 heavy = {heavy!r}
@@ -371,6 +382,24 @@ def test_fingerprint_json_starts_without_heavy_imports(tmp_path: Path) -> None:
         record, heavy = out.splitlines()
         assert '"sketch"' in record or '"tensors"' in record
         assert heavy == "HEAVY []", name
+
+
+def test_torch_zip_fingerprint_starts_without_archive_modules(
+    tmp_path: Path, torch_mod
+) -> None:
+    """A torch zip's `fingerprint --json` loads no torch, logging or tarfile."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.pt"
+    torch_mod.save({"w": torch_mod.zeros(64, 64, dtype=torch_mod.float16)}, path)
+    code = _IMPORTS_AT_EXIT.format(heavy=_HEAVY + _ARCHIVE_MODULES, path=str(path))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    record, heavy = out.splitlines()
+    assert '"torch-zip"' in record
+    assert heavy == "HEAVY []"
 
 
 def _generated_twin(cls: type) -> type:
