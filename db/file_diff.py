@@ -58,6 +58,10 @@ class Diff:
     events: list[dict[str, Any]] = field(default_factory=list)
     changed_repos: set[int] = field(default_factory=set)
     counted: list[counters.FileDelta] = field(default_factory=list)  # rank counters
+    # repos whose occurrences' dates and whose downloads the counters fold in
+    folded: set[int] = field(default_factory=set)
+    # blobs dated again in full: an occurrence now dated by itself, not its repo
+    redate: set[str] = field(default_factory=set)
 
     def event(
         self,
@@ -206,6 +210,8 @@ def diff_files(
                     "published_at": old.published_at or new["published_at"],
                 }
             )
+            if old.published_at is None and new["published_at"] is not None:
+                diff.redate.add(new["sha256"] or old.sha256)
     for row in current.values():
         diff.close(rid, row, "gone", "gone")
 
@@ -266,7 +272,9 @@ def write_diff(conn: Connection, diff: Diff) -> None:
                 )
     if diff.events:
         conn.execute(insert(EVENTS), diff.events)
-    counters.count_files(conn, diff.counted)
+    inserted = {row["repo_id"] for row, _, _ in diff.inserts}
+    counters.count_files(conn, diff.counted, repos=diff.folded | inserted)
+    counters.redate(conn, {sha for sha in diff.redate if sha})
 
 
 def close_repo_files(conn: Connection, diff: Diff, rid: int, status: str) -> None:
@@ -299,5 +307,4 @@ def save_published_blobs(
         rows,
         key=["sha256"],
         prefer_old=["size", "autov2", *PUBLISHED_HASHES],
-    )
-    counters.ensure_blobs(conn, [r["sha256"] for r in rows])
+    )  # their counter rows: count_files, which folds every file of the page in

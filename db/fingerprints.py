@@ -252,6 +252,7 @@ def _save_occurrence(
         conn.execute(
             update(FILES).where(FILES.c.id == live.id).values(last_seen=at, size=size)
         )
+        counters.count_files(conn, [], repos=[rid])  # its last_seen
         return int(live.id)
     kind = "appeared"
     if live is not None:  # the file at this path was rewritten with other content
@@ -280,7 +281,7 @@ def _save_occurrence(
     fid = conn.execute(stmt).scalar()
     if fid is None:  # another process saved the same path a moment ago
         return _save_occurrence(conn, host, rid, path, sha, size, at)
-    counters.count_files(conn, [(sha, rid, 1, 1)])
+    counters.count_files(conn, [(sha, rid, 1, 1)], repos=[rid])
     detail: dict[str, Any] = {"path": path}
     if live is not None:
         detail["old_sha256"] = live.sha256

@@ -147,6 +147,7 @@ def save_page(
         else:
             diff_files(diff, rid, repo.files, versions, live[rid])
     _touch_live_files(conn, touched_only, seen_at)
+    diff.folded.update(ids.values())  # dates and downloads, for the counters
     write_diff(conn, diff)
     new_ids = [ids[r.listing.host_id] for r in repos if r.listing.host_id not in before]
     save_declared_lineage(

@@ -12,12 +12,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, desc, distinct, func, or_, select
 
-from modelscan.db.lineage_rows import as_datetime
 from modelscan.db.portable import chunks
 from modelscan.db.tables import (
     BLOBS,
@@ -91,11 +89,10 @@ def load_copies(conn: Connection, shas: Iterable[str]) -> list[CopyRow]:
 def load_top_families(conn: Connection, n: int, order: str) -> list[FamilyRow]:
     """Return the ``n`` families of the view ``spread_copies`` highest in ``order``.
 
-    The counts and the order come from the rank counters (``family_counts``, an
-    index holds the order); the view's computed columns (first sha256,
-    jurisdictions, operators, downloads, dates) are computed here for those
-    ``n`` families only, with the view's definitions, in one pass over their
-    hosted copies.
+    The counts, downloads, dates and the order come from the rank counters
+    (``family_counts``, an index holds the order); the first sha256,
+    jurisdictions and operators are read for those ``n`` families only, with
+    the view's definitions, from ``family_blobs`` and ``family_hosts``.
 
     Raises:
         KeyError: ``order`` is not a column of the view and its counters.
@@ -103,7 +100,8 @@ def load_top_families(conn: Connection, n: int, order: str) -> list[FamilyRow]:
     c = FAMILY_COUNTS
     ranked = conn.execute(
         select(c.c.family, c.c.copies, c.c.live_copies, c.c.hosts, c.c.owners,
-               c.c.takedown_cost)
+               c.c.takedown_cost, c.c.downloads, c.c.downloads_all_time,
+               c.c.first_published, c.c.first_seen)
         .where(c.c.copies > 0)
         .order_by(desc(c.c[order]), desc(c.c.copies), c.c.family)
         .limit(n)
@@ -115,11 +113,8 @@ def load_top_families(conn: Connection, n: int, order: str) -> list[FamilyRow]:
 def _family_extras(conn: Connection, families: list[str]) -> dict[str, dict[str, Any]]:
     """The computed columns of ``spread_copies`` for ``families``."""
     out: dict[str, dict[str, Any]] = {
-        f: dict.fromkeys(("downloads", "downloads_all_time", "jurisdictions",
-                          "operators"), 0) | {"sha256": f, "first_seen": None,
-                                              "first_published": None}
-        for f in families
-    }  # fmt: skip
+        f: {"sha256": f, "jurisdictions": 0, "operators": 0} for f in families
+    }
     m, fh = FAMILY_BLOBS, FAMILY_HOSTS
     for part in chunks(families):
         first = select(m.c.family, func.min(m.c.sha256)).where(m.c.family.in_(part))
@@ -134,31 +129,7 @@ def _family_extras(conn: Connection, families: list[str]) -> dict[str, dict[str,
         )  # fmt: skip
         for family, countries, operators in conn.execute(live):
             out[family].update(jurisdictions=countries, operators=operators)
-        published = func.coalesce(FILES.c.published_at, REPOS.c.published_at)
-        per_repo = (
-            select(m.c.family, REPOS.c.downloads, REPOS.c.downloads_all_time,
-                   func.min(published).label("pub"),
-                   func.min(FILES.c.first_seen).label("seen"))
-            .join(FILES, FILES.c.sha256 == m.c.sha256)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .where(m.c.family.in_(part), REPOS.c.host != LOCAL_HOST)
-            .group_by(m.c.family, REPOS.c.id, REPOS.c.downloads,
-                      REPOS.c.downloads_all_time)
-        )  # fmt: skip
-        for r in conn.execute(per_repo):
-            x = out[r.family]
-            x["downloads"] += int(r.downloads or 0)
-            x["downloads_all_time"] += int(r.downloads_all_time or 0)
-            x["first_published"] = _earliest(x["first_published"], r.pub)
-            x["first_seen"] = _earliest(x["first_seen"], r.seen)
     return out
-
-
-def _earliest(a: datetime | None, b: object) -> datetime | None:
-    b = as_datetime(b)
-    if a is None or b is None:
-        return a or b
-    return min(a, b)
 
 
 def family_blobs(conn: Connection, family: str) -> list[str]:

@@ -389,6 +389,10 @@ def _count() -> Mapped[int]:
     return mapped_column(Integer, server_default=text("0"))
 
 
+def _total() -> Mapped[int]:
+    return mapped_column(BigInteger, server_default=text("0"))
+
+
 class BlobCountRow(Base):
     """Counters of one blob's occurrences (db/counters.py keeps them, blob_copies)."""
 
@@ -401,6 +405,10 @@ class BlobCountRow(Base):
     total_copies: Mapped[int] = _count()
     hosts: Mapped[int] = _count()
     owners: Mapped[int] = _count()
+    # over every occurrence, live or not: the hosts' dates and ours
+    first_published: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    first_seen: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class BlobHostRow(Base):
@@ -441,6 +449,25 @@ class FamilyCountRow(Base):
     hosts: Mapped[int] = _count()
     owners: Mapped[int] = _count()
     takedown_cost: Mapped[int] = _count()
+    # over the distinct repos holding a copy (family_repos), as each host counts
+    downloads: Mapped[int] = _total()
+    downloads_all_time: Mapped[int] = _total()
+    # over every hosted copy, live or not: the hosts' dates and ours
+    first_published: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    first_seen: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class FamilyRepoRow(Base):
+    """A repo holding a copy of a family, with the downloads counted for it."""
+
+    __tablename__ = "family_repos"
+    __table_args__ = (Index("ix_family_repos_repo_id", "repo_id"),)
+
+    family: Mapped[str] = mapped_column(HASH, primary_key=True)
+    repo_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    downloads: Mapped[int] = _total()
+    downloads_all_time: Mapped[int] = _total()
 
 
 class FamilyBlobRow(Base):
@@ -504,4 +531,5 @@ FAMILY_COUNTS = _table(FamilyCountRow)
 FAMILY_BLOBS = _table(FamilyBlobRow)
 FAMILY_HOSTS = _table(FamilyHostRow)
 FAMILY_ACCOUNTS = _table(FamilyAccountRow)
+FAMILY_REPOS = _table(FamilyRepoRow)
 TABLES = tuple(Base.metadata.sorted_tables)

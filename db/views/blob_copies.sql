@@ -4,9 +4,9 @@
 -- owner is its host id's account); jurisdictions: the distinct countries of the
 -- hosts holding a live copy; first_published (the hosts' dates) and
 -- first/last_seen (ours) over every occurrence, live or not.
--- The counts are the rank counters (blob_counts, kept by db/counters.py), so
--- ORDER BY live_copies DESC LIMIT n reads an index; the dates are computed for
--- the rows asked for, from that blob's occurrences.
+-- The counts and dates are the rank counters (blob_counts, kept by
+-- db/counters.py), so ORDER BY live_copies DESC LIMIT n reads an index; only
+-- jurisdictions is computed for the rows asked for (from blob_hosts).
 -- Portable SQL: runs unchanged on SQLite and PostgreSQL.
 CREATE VIEW blob_copies AS
 SELECT
@@ -22,12 +22,8 @@ SELECT
     (SELECT COUNT(DISTINCT h.country)
      FROM blob_hosts AS bh JOIN hosts AS h ON h.name = bh.host
      WHERE bh.sha256 = c.sha256 AND bh.live_copies > 0) AS jurisdictions,
-    (SELECT MIN(COALESCE(f.published_at, r.published_at))
-     FROM files AS f JOIN repos AS r ON r.id = f.repo_id
-     WHERE f.sha256 = c.sha256) AS first_published,
-    (SELECT MIN(f.first_seen) FROM files AS f WHERE f.sha256 = c.sha256)
-        AS first_seen,
-    (SELECT MAX(f.last_seen) FROM files AS f WHERE f.sha256 = c.sha256)
-        AS last_seen
+    c.first_published AS first_published,
+    c.first_seen AS first_seen,
+    c.last_seen AS last_seen
 FROM blob_counts AS c
 JOIN blobs AS b ON b.sha256 = c.sha256

@@ -6,10 +6,11 @@
 -- first and last seen (ours), and survival (gone copies, and how many had a live
 -- copy in another repo then).
 -- sha256 is one member of the family (the smallest hash), for lookups.
--- The counts are the rank counters (family_counts, family_blobs, family_hosts,
--- kept by db/counters.py), so ORDER BY live_copies or takedown_cost DESC LIMIT n
--- reads an index; downloads, dates and survival are computed for the rows asked
--- for, from that family's hosted occurrences (host 'local' left out).
+-- The counts, downloads and dates are the rank counters (family_counts,
+-- family_blobs, family_hosts, family_repos, kept by db/counters.py), so ORDER BY
+-- live_copies or takedown_cost DESC LIMIT n reads an index; jurisdictions,
+-- operators and survival are computed for the rows asked for, from that
+-- family's hosts and hosted occurrences (host 'local' left out).
 CREATE VIEW spread_copies AS
 SELECT
     c.family AS family,
@@ -27,35 +28,11 @@ SELECT
     (SELECT COUNT(DISTINCT h.operator)
      FROM family_hosts AS fh JOIN hosts AS h ON h.name = fh.host
      WHERE fh.family = c.family AND fh.live_copies > 0) AS operators,
-    COALESCE((
-        SELECT SUM(r.downloads) FROM repos AS r
-        WHERE r.host <> 'local' AND r.id IN (
-            SELECT f.repo_id FROM family_blobs AS m
-            JOIN files AS f ON f.sha256 = m.sha256
-            WHERE m.family = c.family)
-    ), 0) AS downloads,
-    COALESCE((
-        SELECT SUM(r.downloads_all_time) FROM repos AS r
-        WHERE r.host <> 'local' AND r.id IN (
-            SELECT f.repo_id FROM family_blobs AS m
-            JOIN files AS f ON f.sha256 = m.sha256
-            WHERE m.family = c.family)
-    ), 0) AS downloads_all_time,
-    (SELECT MIN(COALESCE(f.published_at, r.published_at))
-     FROM family_blobs AS m
-     JOIN files AS f ON f.sha256 = m.sha256
-     JOIN repos AS r ON r.id = f.repo_id
-     WHERE m.family = c.family AND r.host <> 'local') AS first_published,
-    (SELECT MIN(f.first_seen)
-     FROM family_blobs AS m
-     JOIN files AS f ON f.sha256 = m.sha256
-     JOIN repos AS r ON r.id = f.repo_id
-     WHERE m.family = c.family AND r.host <> 'local') AS first_seen,
-    (SELECT MAX(f.last_seen)
-     FROM family_blobs AS m
-     JOIN files AS f ON f.sha256 = m.sha256
-     JOIN repos AS r ON r.id = f.repo_id
-     WHERE m.family = c.family AND r.host <> 'local') AS last_seen,
+    c.downloads AS downloads,
+    c.downloads_all_time AS downloads_all_time,
+    c.first_published AS first_published,
+    c.first_seen AS first_seen,
+    c.last_seen AS last_seen,
     c.copies - c.live_copies AS gone_copies,
     (SELECT COUNT(*)
      FROM family_blobs AS m

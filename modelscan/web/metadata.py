@@ -247,6 +247,12 @@ TABLES: dict[str, Table] = {
         "copies of a family one account holds",
         {},
     ),  # fmt: skip
+    "family_repos": (
+        "Counters per family and repo",
+        "a hosted repo holding a copy of a family, with the downloads counted for "
+        "it (the family's downloads are their sum)",
+        {},
+    ),  # fmt: skip
     "blob_copies": (
         "Copies per blob",
         "one row per blob: copies, hosts, owners",
@@ -359,7 +365,8 @@ QUERIES: dict[str, tuple[str, str, str]] = {  # name -> title, description, SQL
 }
 HIDDEN = ("alembic_version", "crawl_locks", "crawl_state", "hash_lookups",
           "blob_counts", "blob_hosts", "blob_accounts", "family_counts",
-          "family_blobs", "family_hosts", "family_accounts")  # fmt: skip
+          "family_blobs", "family_hosts", "family_accounts",
+          "family_repos")  # fmt: skip
 
 
 def describe(table: str, column: str) -> str | None:

@@ -185,7 +185,7 @@ def test_crawls_with_changes_keep_counters_equal_to_a_recount(store: Store) -> N
     store.mark_gone("huggingface", "bob/b", at=T0 + 3 * DAY)
     kept = assert_recounted(store)
     blob1 = next(r for r in kept["blob_counts"] if r[0] == SHA[1])
-    assert blob1[2:] == (1, 3, 1, 1)  # live, total, hosts, owners: bob's copy only
+    assert blob1[2:6] == (1, 3, 1, 1)  # live, total, hosts, owners: bob's copy only
     # the taken-down repo comes back, and a repo changes hands
     page(store, "civitai", T0 + 4 * DAY,
          listing("civitai", "2", rf("a.safetensors", 1), owner=None, revision="v3"),
@@ -196,6 +196,35 @@ def test_crawls_with_changes_keep_counters_equal_to_a_recount(store: Store) -> N
     kept = assert_recounted(store)
     owners = {r[2] for r in kept["family_accounts"] if r[0] == SHA[3]}
     assert owners == {"carol"}
+
+
+def test_recrawls_move_counted_dates_and_downloads_as_a_recount(store: Store) -> None:
+    """Downloads, a repo dated later, a repo seen again unchanged, a file dated."""
+    later = T0 + 10 * DAY
+    page(store, "huggingface", T0,
+         listing("huggingface", "r/a", rf("w.safetensors", 1), downloads=5),
+         listing("huggingface", "r/b", rf("w.safetensors", 1, later),
+                 downloads=7))  # fmt: skip
+    assert_recounted(store)
+    # r/a seen again unchanged (no file listing), with new downloads and a date
+    created = T0 - 100 * DAY
+    page(store, "huggingface", T0 + DAY,
+         listing("huggingface", "r/a", downloads=50, published_at=created),
+         listing("huggingface", "r/b", downloads=7))  # fmt: skip
+    kept = assert_recounted(store)
+    (blob,) = (r for r in kept["blob_counts"] if r[0] == SHA[1])
+    assert blob[6:] == (created, T0, T0 + DAY)  # published, first and last seen
+    (family,) = kept["family_counts"]
+    assert family[7:9] == (57, 0)  # downloads: 50 + 7
+    # r/a's file gets a date of its own, later than the repo's: the earliest moves on
+    page(store, "huggingface", T0 + 2 * DAY,
+         listing("huggingface", "r/a", rf("w.safetensors", 1, T0 + 20 * DAY),
+                 revision="v2", downloads=60))  # fmt: skip
+    kept = assert_recounted(store)
+    (blob,) = (r for r in kept["blob_counts"] if r[0] == SHA[1])
+    assert blob[6] == later
+    (family,) = kept["family_counts"]
+    assert family[7] == 67
 
 
 def test_fingerprints_setting_a_weights_id_merge_families(
@@ -294,8 +323,11 @@ def test_migration_fills_counters_of_an_existing_index(db_url: str) -> None:
     engine.dispose()
     with open_store(db_url) as store:
         kept = assert_recounted(store)
-    assert kept["blob_counts"] == {(SHA[1], SHA[1], 1, 2, 1, 1)}
-    assert kept["family_counts"] == {(SHA[1], 1, 2, 1, 1, 2, 1)}
+    day1, day2 = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC)
+    assert kept["blob_counts"] == {(SHA[1], SHA[1], 1, 2, 1, 1, None, day1, day2)}
+    # blobs, copies, live, hosts, owners, takedown cost, downloads (none), dates
+    counted = (1, 2, 1, 1, 2, 1, 0, 0, None, day1, day2)
+    assert kept["family_counts"] == {(SHA[1], *counted)}
 
 
 def test_db_recount_repairs_counters(tmp_path: Path) -> None:

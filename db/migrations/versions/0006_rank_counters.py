@@ -7,17 +7,15 @@ Create Date: 2026-12-01
 ``blob_copies`` and ``spread_copies`` rank by live copies and takedown cost;
 grouping every occurrence for that took seconds at two million occurrences.
 These tables hold the counts, kept by ``db/counters.py`` in the transaction of
-each write; the upgrade fills them from the rows already there (the same
-statements as ``modelscan db recount``), so an existing index ranks correctly
-at once.
+each write. They are filled from the rows already there by the last migration
+that changes them (0007), with the statements of ``modelscan db recount`` as
+they are at head: statements of a later schema cannot run at this revision.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-from modelscan.db.counters import RECOUNT_SQL
 
 revision = "0006"
 down_revision = "0005"
@@ -59,8 +57,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sha256", "host", "owner", name="pk_blob_accounts"),
     )
     _family_tables()
-    for sql in RECOUNT_SQL:
-        op.execute(sql)
 
 
 def _family_tables() -> None:
