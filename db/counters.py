@@ -19,12 +19,19 @@ agree row for row.
 An account is ``(host, owner)``, the owner being the repo's, else its host id;
 families leave out host ``local`` (the user's own copies), as spread does.
 
-Not counted (yet): first/last seen, first published and downloads, which the
-views compute for the rows asked for, reading each copy. Keeping them would
-need these write paths: a file's insert (first/last seen, its date or its
-repo's), each touch and ``_touch_live_files`` (last seen), a repo given its
-``published_at`` later (its files' dates), a repo's downloads changing (a
-per-family repo table, to sum distinct repos), and a family move (min/max).
+Dates and downloads are counted too. Rather than one hook per write path
+(inserts, touches, a repo or a file dated later), a saved page names its repos
+(``count_files(..., repos=)``) and their occurrences are read back once,
+grouped by blob and by family, and folded into the rows in the same upsert as
+the counts: first dates only ever move earlier and last seen later, so every
+write that can change them is covered by reading the page's repos. Downloads
+are summed over ``family_repos``, one row per (family, repo) with the figures
+counted for it, so a repo's new count moves its families by the difference.
+Two changes can move a date the other way and are recomputed from every copy:
+a blob moving family (:func:`refamily`) and an occurrence dated by its repo
+given a later date of its own (:func:`redate`). A crawl dated before an
+earlier one (a clock set back) leaves ``last_seen`` at the later time until a
+recount.
 
 Example:
     >>> count_files(conn, [("ab12...", repo_id, 1, 1)])  # doctest: +SKIP
