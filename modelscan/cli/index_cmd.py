@@ -196,8 +196,9 @@ def db_info(db: str | None, as_json: bool) -> None:
     state = "up to date" if info.revision == info.head else f"head is {info.head}"
     click.echo(f"url       {info.url}")
     click.echo(f"revision  {info.revision or 'none (empty database)'} ({state})")
+    width = max((len(t) for t in info.tables), default=0) + 2
     for table, n in info.tables.items():
-        click.echo(f"  {table:<14}{n:>12,}")
+        click.echo(f"  {table:<{width}}{n:>10,}")
 
 
 @db_group.command("upgrade")
