@@ -257,6 +257,9 @@ def time_views(store: Store, n_blobs: int, old_runs: int) -> dict[str, float]:
             "SELECT sha256, live_copies, total_copies, hosts, owners "
             "FROM blob_copies ORDER BY live_copies DESC LIMIT 100"
         ),
+        "spread_copies top100, every column (survived computed)": sql(
+            "SELECT * FROM spread_copies ORDER BY takedown_cost DESC LIMIT 100"
+        ),
         "spread_copies top100, counted columns only": sql(
             "SELECT family, copies, live_copies, hosts, owners, takedown_cost "
             "FROM spread_copies ORDER BY takedown_cost DESC LIMIT 100"
