@@ -19,19 +19,9 @@ agree row for row.
 An account is ``(host, owner)``, the owner being the repo's, else its host id;
 families leave out host ``local`` (the user's own copies), as spread does.
 
-Dates and downloads are counted too. Rather than one hook per write path
-(inserts, touches, a repo or a file dated later), a saved page names its repos
-(``count_files(..., repos=)``) and their occurrences are read back once,
-grouped by blob and by family, and folded into the rows in the same upsert as
-the counts: first dates only ever move earlier and last seen later, so every
-write that can change them is covered by reading the page's repos. Downloads
-are summed over ``family_repos``, one row per (family, repo) with the figures
-counted for it, so a repo's new count moves its families by the difference.
-Two changes can move a date the other way and are recomputed from every copy:
-a blob moving family (:func:`refamily`) and an occurrence dated by its repo
-given a later date of its own (:func:`redate`). A crawl dated before an
-earlier one (a clock set back) leaves ``last_seen`` at the later time until a
-recount.
+The rows also keep dates and the families' downloads (``counted.py``): a
+saved page passes its repos (``count_files(..., repos=)``) and they are written
+in the same upsert as the counts.
 
 Example:
     >>> count_files(conn, [("ab12...", repo_id, 1, 1)])  # doctest: +SKIP
@@ -44,21 +34,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Table,
     and_,
     bindparam,
-    case,
     delete,
     func,
-    insert,
-    or_,
     select,
     text,
     update,
 )
 
+from modelscan.db import counted
+from modelscan.db.counted import Dates, Deltas, Key
 from modelscan.db.portable import chunks
 from modelscan.db.tables import (
     BLOB_ACCOUNTS,
@@ -76,15 +64,8 @@ from modelscan.db.tables import (
 from modelscan.db.upsert import dialect_insert
 from modelscan.refs import LOCAL_HOST
 
-Key = tuple[str, ...]
-Deltas = dict[Key, dict[str, int]]
 # (sha256, repo id, live copies added, copies added) for one occurrence
 FileDelta = tuple[str | None, int, int, int]
-# the dates a counter row keeps over its occurrences, and how each one folds
-EARLIEST = ("first_published", "first_seen")
-LATEST = ("last_seen",)
-DATES = (*EARLIEST, *LATEST)
-Dates = dict[Key, dict[str, Any]]
 
 COUNTER_TABLES = (
     BLOB_COUNTS,
@@ -134,12 +115,14 @@ def _bump(
         row.update((insert_extra or {}).get(k, {}))
         row.update({c: deltas.get(k, {}).get(c, 0) for c in cols})
         if dates:
-            row.update({c: dates.get(k, {}).get(c) for c in DATES})
+            row.update({c: dates.get(k, {}).get(c) for c in counted.DATES})
         rows.append(row)
     stmt = dialect_insert(conn, table)
     set_: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in cols}
     if dates:
-        set_.update({c: _fold(table.c[c], stmt.excluded[c], c) for c in DATES})
+        set_.update(
+            {c: counted.fold(table.c[c], stmt.excluded[c], c) for c in counted.DATES}
+        )
     stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_).returning(
         *table.c
     )
@@ -149,18 +132,16 @@ def _bump(
     for r in conn.execute(stmt, rows):
         m = r._mapping
         k = tuple(m[c] for c in key)
-        new = {c: m[c] for c in m if c not in key and c != "family" and c not in DATES}
+        new = {
+            c: m[c]
+            for c in m
+            if c not in key and c != "family" and c not in counted.DATES
+        }
         out[k] = ({c: new[c] - deltas.get(k, {}).get(c, 0) for c in new}, new)
     if drop_empty:
         empty = [k for k, (_, new) in out.items() if new["copies"] <= 0]
         _delete(conn, table, empty)
     return out
-
-
-def _fold(held: Any, given: Any, name: str) -> ColumnElement[Any]:
-    """The earlier (or, for a latest date, the later) of two dates; NULL is none."""
-    take = given < held if name in EARLIEST else given > held
-    return case((or_(held.is_(None), take), func.coalesce(given, held)), else_=held)
 
 
 def _delete(conn: Connection, table: Table, keys: list[Key]) -> None:
@@ -230,7 +211,7 @@ def count_accounts(
     deltas = {k: d for k, d in deltas.items() if any(d.values())}
     if not deltas and not repos:
         return
-    dates = _blob_dates(conn, repos)
+    dates = counted.blob_dates(conn, repos)
     ensure_blobs(conn, {k[0] for k in deltas} | {k[0] for k in dates})
     accounts = _bump(conn, BLOB_ACCOUNTS, deltas, drop_empty=True)
     hosts: Deltas = defaultdict(lambda: {"live_copies": 0})
@@ -247,7 +228,7 @@ def count_accounts(
         blobs[(sha,)]["hosts"] += _step(old["live_copies"], new["live_copies"])
     extra = {k: {"family": k[0]} for k in (*blobs, *dates)}  # rows are ensured
     _bump(conn, BLOB_COUNTS, blobs, insert_extra=extra, dates=dates)
-    families = _families(conn, [k[0] for k in blobs])
+    families = counted.families(conn, [k[0] for k in blobs])
     hosted: Deltas = defaultdict(lambda: {"live_copies": 0, "copies": 0})
     for (sha, host, owner), d in deltas.items():
         if host != LOCAL_HOST:
@@ -255,116 +236,6 @@ def count_accounts(
             h["live_copies"] += d["live_copies"]
             h["copies"] += d["copies"]
     _count_families(conn, hosted, repos=repos)
-
-
-_PUBLISHED = func.coalesce(FILES.c.published_at, REPOS.c.published_at)
-_DATE_AGGREGATES = (
-    func.min(_PUBLISHED),
-    func.min(FILES.c.first_seen),
-    func.max(FILES.c.last_seen),
-)
-
-
-def _blob_dates(conn: Connection, repos: Sequence[int]) -> Dates:
-    """Per blob, the dates of its occurrences in ``repos`` (to fold in)."""
-    out: Dates = {}
-    for part in chunks(repos):
-        stmt = (
-            select(FILES.c.sha256, *_DATE_AGGREGATES)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .where(FILES.c.repo_id.in_(part), FILES.c.sha256.is_not(None))
-            .group_by(FILES.c.sha256)
-        )
-        for sha, *values in conn.execute(stmt):
-            _earliest_of(out, (sha,), values)
-    return out
-
-
-def _earliest_of(out: Dates, key: Key, values: Sequence[Any]) -> None:
-    """Merge one row of :data:`_DATE_AGGREGATES` into ``out[key]``."""
-    held = out.setdefault(key, dict.fromkeys(DATES))
-    for name, value in zip(DATES, values, strict=True):
-        if value is None:
-            continue
-        was = held[name]
-        if was is None or (value < was if name in EARLIEST else value > was):
-            held[name] = value
-
-
-def _family_dates(conn: Connection, repos: Sequence[int]) -> Dates:
-    """Per family, the dates of its hosted occurrences in ``repos``."""
-    out: Dates = {}
-    c = BLOB_COUNTS
-    for part in chunks(repos):
-        stmt = (
-            select(c.c.family, *_DATE_AGGREGATES)
-            .select_from(FILES)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .join(c, c.c.sha256 == FILES.c.sha256)
-            .where(FILES.c.repo_id.in_(part), REPOS.c.host != LOCAL_HOST)
-            .group_by(c.c.family)
-        )
-        for family, *values in conn.execute(stmt):
-            _earliest_of(out, (family,), values)
-    return out
-
-
-def _family_downloads(conn: Connection, repos: Sequence[int]) -> Deltas:
-    """Bring ``family_repos`` up to date for ``repos``; return per-family deltas.
-
-    A family's downloads are summed over the distinct hosted repos holding one
-    of its copies, live or not; each (family, repo) row keeps the figures last
-    counted for it, so a repo's new count moves its families by the difference.
-    """
-    c, fr = BLOB_COUNTS, FAMILY_REPOS
-    now: dict[Key, tuple[int, int]] = {}
-    held: dict[Key, tuple[int, int]] = {}
-    for part in chunks(repos):
-        pairs = (
-            select(c.c.family, REPOS.c.id, REPOS.c.downloads,
-                   REPOS.c.downloads_all_time)
-            .distinct()
-            .select_from(FILES)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .join(c, c.c.sha256 == FILES.c.sha256)
-            .where(FILES.c.repo_id.in_(part), REPOS.c.host != LOCAL_HOST)
-        )  # fmt: skip
-        for family, rid, downloads, all_time in conn.execute(pairs):
-            now[(family, rid)] = (int(downloads or 0), int(all_time or 0))
-        stored = select(
-            fr.c.family, fr.c.repo_id, fr.c.downloads, fr.c.downloads_all_time
-        ).where(fr.c.repo_id.in_(part))
-        for family, rid, downloads, all_time in conn.execute(stored):
-            held[(family, rid)] = (int(downloads), int(all_time))
-    out: Deltas = defaultdict(lambda: {"downloads": 0, "downloads_all_time": 0})
-    changed = {k: v for k, v in now.items() if held.get(k) != v}
-    for k in set(changed) | (set(held) - set(now)):
-        new, old = now.get(k, (0, 0)), held.get(k, (0, 0))
-        d = out[(k[0],)]
-        d["downloads"] += new[0] - old[0]
-        d["downloads_all_time"] += new[1] - old[1]
-    if changed:
-        stmt = dialect_insert(conn, fr)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["family", "repo_id"],
-            set_={n: stmt.excluded[n] for n in ("downloads", "downloads_all_time")},
-        )
-        conn.execute(stmt, [
-            {"family": f, "repo_id": r, "downloads": d, "downloads_all_time": a}
-            for (f, r), (d, a) in sorted(changed.items())
-        ])  # fmt: skip
-    _delete(conn, fr, sorted(set(held) - set(now)))
-    return {k: d for k, d in out.items() if any(d.values())}
-
-
-def _families(conn: Connection, shas: list[str]) -> dict[str, str]:
-    out = {}
-    for part in chunks(sorted(shas)):
-        stmt = select(BLOB_COUNTS.c.sha256, BLOB_COUNTS.c.family).where(
-            BLOB_COUNTS.c.sha256.in_(part)
-        )
-        out.update({sha: fam for sha, fam in conn.execute(stmt)})
-    return out
 
 
 def _count_families(
@@ -405,8 +276,8 @@ def _count_families(
         for name in names:
             t[name] += new[name] - old[name]
         t["hosts"] += _step(old["copies"], new["copies"])
-    dates = _family_dates(conn, repos) if repos else {}
-    for k, d in (_family_downloads(conn, repos) if repos else {}).items():
+    dates = counted.family_dates(conn, repos) if repos else {}
+    for k, d in (counted.family_downloads(conn, repos) if repos else {}).items():
         totals[k].update(d)
     _bump(conn, FAMILY_COUNTS, totals, drop_empty=True, dates=dates)
 
@@ -443,7 +314,7 @@ def refamily(conn: Connection, shas: Iterable[str]) -> None:
         for sha, old, new in conn.execute(stmt).all():
             if _move_blob(conn, sha, old, new):
                 moved |= {old, new}
-    _redo_families(conn, sorted(moved))
+    counted.redo_families(conn, sorted(moved))
 
 
 def _move_blob(conn: Connection, sha: str, old: str, new: str) -> bool:
@@ -466,82 +337,7 @@ def _move_blob(conn: Connection, sha: str, old: str, new: str) -> bool:
     return True
 
 
-def redate(conn: Connection, shas: Iterable[str]) -> None:
-    """Date blobs (and their families) again from all their occurrences.
-
-    Folding only ever moves a first date earlier and a last one later; this is
-    for a change that can move them the other way: an occurrence dated by its
-    repo given a date of its own, later than the repo's.
-    """
-    keys = sorted(set(shas))
-    if not keys:
-        return
-    dates: Dates = {(k,): dict.fromkeys(DATES) for k in keys}
-    for part in chunks(keys):
-        stmt = (
-            select(FILES.c.sha256, *_DATE_AGGREGATES)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .where(FILES.c.sha256.in_(part))
-            .group_by(FILES.c.sha256)
-        )
-        for sha, *values in conn.execute(stmt):
-            dates[(sha,)] = dict(zip(DATES, values, strict=True))
-    _set_dates(conn, BLOB_COUNTS, dates, {})
-    _redo_families(conn, sorted(set(_families(conn, keys).values())))
-
-
-def _redo_families(conn: Connection, families: Sequence[str]) -> None:
-    """Count the dates and downloads of ``families`` again from their copies."""
-    if not families:
-        return
-    m, fr = FAMILY_BLOBS, FAMILY_REPOS
-    dates: Dates = {(f,): dict.fromkeys(DATES) for f in families}
-    downloads: Deltas = {(f,): {"downloads": 0, "downloads_all_time": 0}
-                         for f in families}  # fmt: skip
-    for part in chunks(families):
-        copies = (
-            select(m.c.family).select_from(m)
-            .join(FILES, FILES.c.sha256 == m.c.sha256)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .where(m.c.family.in_(part), REPOS.c.host != LOCAL_HOST)
-        )  # fmt: skip
-        for family, *values in conn.execute(
-            copies.add_columns(*_DATE_AGGREGATES).group_by(m.c.family)
-        ):
-            dates[(family,)] = dict(zip(DATES, values, strict=True))
-        conn.execute(delete(fr).where(fr.c.family.in_(part)))
-        pairs = copies.add_columns(
-            REPOS.c.id,
-            func.coalesce(REPOS.c.downloads, 0),
-            func.coalesce(REPOS.c.downloads_all_time, 0),
-        ).distinct()
-        rows = sorted(conn.execute(pairs).all())
-        if rows:
-            conn.execute(insert(fr), [
-                {"family": f, "repo_id": r, "downloads": d, "downloads_all_time": a}
-                for f, r, d, a in rows
-            ])  # fmt: skip
-        for family, _, d, a in rows:
-            downloads[(family,)]["downloads"] += int(d)
-            downloads[(family,)]["downloads_all_time"] += int(a)
-    _set_dates(conn, FAMILY_COUNTS, dates, downloads)
-
-
-def _set_dates(conn: Connection, table: Table, dates: Dates, totals: Deltas) -> None:
-    """Set rows' dates (and totals) to the values given, in key order."""
-    (key,) = _KEYS[table.name]
-    names = [*DATES, *sorted({n for d in totals.values() for n in d})]
-    stmt = (
-        update(table)
-        .where(table.c[key] == bindparam("k"))
-        .values({n: bindparam(f"v_{n}", type_=table.c[n].type) for n in names})
-    )
-    rows = [
-        {"k": k[0], **{f"v_{n}": {**dates[k], **totals.get(k, {})}[n] for n in names}}
-        for k in sorted(dates)
-    ]
-    if rows:
-        conn.execute(stmt, rows)
+redate = counted.redate
 
 
 # The full recount: the same counts from the occurrences, table by table. The
@@ -652,6 +448,7 @@ __all__ = [
     "ensure_blobs",
     "move_repo",
     "recount",
+    "redate",
     "refamily",
     "snapshot",
 ]
