@@ -108,7 +108,9 @@ def _bump(
     if not deltas and not dates:
         return {}
     key = _KEYS[table.name]
-    cols = sorted({c for d in deltas.values() for c in d})
+    # only what moves: a recrawl that changes no count leaves the (indexed) count
+    # columns out of the statement, and SQLite their index entries alone
+    cols = sorted({c for d in deltas.values() for c, v in d.items() if v})
     rows = []
     for k in sorted(set(deltas) | set(dates)):
         row: dict[str, Any] = dict(zip(key, k, strict=True))
@@ -123,6 +125,8 @@ def _bump(
         set_.update(
             {c: counted.fold(table.c[c], stmt.excluded[c], c) for c in counted.DATES}
         )
+    if not set_:
+        return {}  # nothing moves
     stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_).returning(
         *table.c
     )
