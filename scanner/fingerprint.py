@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 from modelscan.errors import FormatError, TruncatedFile, UnknownFormat, UnreadableFile
 from modelscan.records import Fingerprint, TensorFingerprint
 from modelscan.scanner import hashing, identity
+from modelscan.scanner import reader as ring
 from modelscan.scanner.claims import claims_from_metadata
 from modelscan.scanner.layout import Layout, TensorSpan, gc_paused
-from modelscan.scanner.reader import pump as reader_pump
 from modelscan.scanner.sniff import HEAD_BYTES, Format, detect_format, why_unknown
 
 if TYPE_CHECKING:  # pathlib only for a directory walk: not a file's start-up
@@ -189,11 +189,18 @@ def _compute(
         else None
     )
     extra = hashing.Blake3Crc32Sink() if all_hashes else None
-    # One lane (thread) per heavy digest; the cheap windows ride with SHA-256.
-    lanes: list[list[hashing.Sink]] = [[whole, autov1_window, sketches]]
-    lanes += [[sink] for sink in (spans, body, extra) if sink is not None]
+    covered = sum(t.nbytes for t in contiguous)
+    heavy: list[tuple[hashing.Sink, int, float]] = [
+        (whole, size, ring.SHA256_COST),
+        (spans, covered, ring.BLAKE3_COST),
+    ]
+    if body is not None:
+        heavy.append((body, size, ring.SHA256_COST))
+    if extra is not None:
+        heavy.append((extra, size, ring.BLAKE3_COST + ring.CRC32_COST))
+    lanes = _lanes(heavy, size, windows=[autov1_window, sketches])
     try:
-        reader_pump(
+        ring.pump(
             reader.fd,
             size,
             lanes,
@@ -232,6 +239,25 @@ def _compute(
         metadata=layout.metadata,
         claims=claims_from_metadata(layout.metadata, autov1=autov1, autov3=autov3),
         pickle_safety=layout.pickle_safety,
+    )
+
+
+def _lanes(
+    heavy: list[tuple[hashing.Sink, int, float]],
+    size: int,
+    *,
+    windows: list[hashing.Sink],
+) -> list[list[hashing.Sink]]:
+    """Spread the heavy digests (sink, bytes, seconds a GiB) over the cores.
+
+    The cheap windows ride with the reading thread, on bytes it has just read.
+    """
+    gib = 1 << 30
+    return ring.plan_lanes(
+        [(nbytes / gib * cost, sink) for sink, nbytes, cost in heavy],
+        cores=ring.available_cores(),
+        read_cost=size / gib * ring.READ_COST,
+        with_reader=windows,
     )
 
 

@@ -1,21 +1,25 @@
 """One sequential read of a file feeding every digest: a ring of buffers.
 
-A single reader (the calling thread) fills a few buffers in turn with
-``os.preadv``; each lane (a list of sinks from ``hashing.py``: the AutoV3 body
-SHA-256, the per-tensor BLAKE3s, ...) runs in its own thread and sees every
-buffer, as a memoryview, in file order. A buffer goes back to the reader once
-every lane has released it, so memory is ``BUFFERS * BUFFER_SIZE`` whatever the
-file size, and the page cache is copied into user space once, not once per
-digest. The reading thread runs the first lane itself (the whole-file SHA-256,
-on bytes still in its cache), so with two lanes a file costs the baseline's
-read-and-hash path while the other lane hashes beside it: hashlib and blake3
-release the GIL on large buffers, so the lanes run on separate cores.
+A single reader (the calling thread) fills a few page-aligned buffers in turn
+with ``os.preadv``; each lane (a list of sinks from ``hashing.py``: the
+whole-file SHA-256, the AutoV3 body SHA-256, the per-tensor BLAKE3s, ...) sees
+every buffer, as a memoryview, in file order. A buffer goes back to the reader
+once every lane has released it, so memory is ``BUFFERS * BUFFER_SIZE``
+whatever the file size, and the page cache is copied into user space once, not
+once per digest. The reading thread runs the first lane itself, every other lane
+has a thread; hashlib and blake3 release the GIL on large buffers, so the lanes
+run on separate cores. :func:`plan_lanes` packs the digests into as many lanes
+as there are cores, balanced by their measured cost, the reads counted in the
+reading thread's: on 2 cores a GGUF's SHA-256 hashes in a thread of its own
+while the reader reads and hashes the tensors' BLAKE3s, so the file takes about
+one SHA-256 pass, less than the baseline's reads plus its SHA-256.
 
-Sizes were measured on the 2-core machine (README, "Speed and memory"): in a
-fresh process, 1 MiB buffers cost a GGUF's two lanes 0.2-0.3 s of system time a
-GiB against 0.7-1.0 s with 4 MiB ones, for the same user time; 8 of them give
-the lanes some slack when one is descheduled. ``posix_fadvise(SEQUENTIAL)`` and
-blake3's own threads changed nothing measurable, so neither is used.
+Sizes were measured on the 2-core machine (README, "Speed and memory"): with
+the lanes above, 1, 2 and 4 MiB buffers all run a GGUF's pump at the SHA-256's
+own pace (0.61-0.64 s a GiB), 256 and 512 KiB ones up to 0.1 s slower; 8 of
+them give the lanes some slack when one is descheduled.
+``posix_fadvise(SEQUENTIAL)`` and blake3's own threads changed nothing
+measurable, so neither is used.
 
 Example:
     >>> import hashlib, os, tempfile
@@ -42,10 +46,58 @@ from modelscan.scanner.hashing import Sink
 
 BUFFER_SIZE = 1 << 20  # bytes per buffer (measured: README, "Speed and memory")
 BUFFERS = 8  # buffers in the ring: memory is BUFFERS * BUFFER_SIZE
-INLINE_FIRST = True  # the reader hashes the first lane itself (measured: README)
+INLINE_FIRST = True  # the reader runs the first lane itself (measured: README)
 
 Lane = Sequence[Sink]
 Progress = Callable[[int], object]
+
+# Seconds to hash (or read) 1 GiB on the 2-core machine (README, "Speed and
+# memory"): what plan_lanes() balances; only their ratios matter.
+SHA256_COST = 0.61
+BLAKE3_COST = 0.17
+CRC32_COST = 0.25
+READ_COST = 0.08  # os.preadv from the page cache into a page-aligned buffer
+
+
+def available_cores() -> int:
+    """Processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_lanes(
+    work: Sequence[tuple[float, Sink]],
+    *,
+    cores: int,
+    read_cost: float,
+    with_reader: Sequence[Sink] = (),
+) -> list[list[Sink]]:
+    """Group sinks into at most ``cores`` lanes of about equal work.
+
+    Longest first, each sink joins the lane with the least work so far; the
+    first lane is the reading thread's, which starts with the reads' cost and
+    takes ``with_reader`` (cheap sinks: windows). On 2 cores a GGUF's SHA-256
+    gets a thread of its own and the reader hashes the tensors' BLAKE3s; a
+    safetensors file's two SHA-256s go one to each thread.
+
+    Args:
+        work: (estimated seconds, sink) for every heavy sink.
+        cores: threads to spread over, the reading thread included.
+        read_cost: estimated seconds of the reads themselves.
+        with_reader: sinks to run in the reading thread whatever their cost.
+
+    Returns:
+        The lanes, the reading thread's first; none empty but that one.
+    """
+    lanes: list[list[Sink]] = [list(with_reader)] + [[] for _ in range(cores - 1)]
+    loads = [read_cost] + [0.0] * (cores - 1)
+    for cost, sink in sorted(work, key=lambda w: -w[0]):
+        i = loads.index(min(loads))
+        lanes[i].append(sink)
+        loads[i] += cost
+    return [lanes[0]] + [lane for lane in lanes[1:] if lane]
 
 
 class ShortRead(EOFError):

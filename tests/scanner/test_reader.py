@@ -187,3 +187,20 @@ def test_memory_stays_flat_on_a_1_gib_file(tmp_path: Path) -> None:
     )
     assert (busy - idle) * 1024 < 64 << 20  # the ring is 8 MiB
     assert busy * 1024 < size // 8
+
+
+def test_lanes_balance_the_digests_over_the_cores() -> None:
+    """Two cores: a lone SHA-256 gets its own thread, two SHA-256s one each."""
+    sha, tensors, body, windows = "sha", "tensor blake3s", "body sha", "windows"
+    plan = reader.plan_lanes
+    work = [(0.61, sha), (0.17, tensors)]
+    assert plan(work, cores=2, read_cost=0.08, with_reader=[windows]) == [
+        [windows, tensors],
+        [sha],
+    ]
+    work.append((0.61, body))
+    lanes = plan(work, cores=2, read_cost=0.08, with_reader=[windows])
+    assert len(lanes) == 2
+    assert all({sha, body} & set(lane) for lane in lanes)
+    assert plan(work, cores=4, read_cost=0.08) == [[], [sha], [body], [tensors]]
+    assert plan(work, cores=1, read_cost=0.08) == [[sha, body, tensors]]
