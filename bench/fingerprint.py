@@ -9,7 +9,13 @@ Makes (once, cached) 1 GiB files of 64 float16 matrices in three containers
   pair by pair, median of ``--runs`` (5); the fingerprint's user and system CPU
   seconds and peak RSS (``os.wait4`` of the child);
 - in process: ``fingerprint()`` against the same hashlib loop in this process,
-  alternating, median of ``--runs``.
+  alternating, median of ``--runs``;
+- first, start-up: ``modelscan fingerprint --json`` of a 64x64 float16
+  safetensors file against ``python -c pass`` (median of at least 10).
+
+The children reuse bytecode, as an installed package (or an editable checkout
+after its first run) does, even when PYTHONDONTWRITEBYTECODE is set here;
+``--compile-each-run`` sets it for them instead (25-35 ms more start-up).
 
 ``--explore`` also times the read pipeline's alternatives on the safetensors
 file (buffer sizes and counts, threads or not, ``posix_fadvise`` SEQUENTIAL,
@@ -20,6 +26,7 @@ torch zip <= 1.05x, whole process. The machine is shared: the load average is
 printed first; quote figures taken when it is low.
 
     python bench/fingerprint.py [--size-gib 1] [--runs 5] [--dir DIR] [--explore]
+        [--compile-each-run]
 """
 
 from __future__ import annotations
@@ -61,13 +68,15 @@ def _random_matrices(total: int, seed: int = 0) -> list[bytes]:
     ]
 
 
-def make_safetensors(path: Path, mats: list[bytes]) -> None:
+def make_safetensors(
+    path: Path, mats: list[bytes], shape: tuple[int, int] = SHAPE
+) -> None:
     per = len(mats[0])
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     for i in range(len(mats)):
         header[f"layers.{i}.weight"] = {
             "dtype": "F16",
-            "shape": list(SHAPE),
+            "shape": list(shape),
             "data_offsets": [i * per, (i + 1) * per],
         }
     raw = json.dumps(header).encode()
@@ -122,10 +131,18 @@ def _modelscan() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "modelscan"]
 
 
+# The children's environment: with PYTHONDONTWRITEBYTECODE set (as in some shells
+# and containers), a checkout's modules are compiled again by every run, 25-35 ms
+# of start-up a user's installed package (or editable checkout) does not pay.
+# By default the children write and reuse bytecode as a user's install does;
+# --compile-each-run measures the other case.
+CHILD_ENV = dict(os.environ)
+
+
 def _child(cmd: list[str]) -> tuple[float, float, float, float]:
     """Run ``cmd``; return (wall s, user s, sys s, peak RSS MiB) from wait4."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=CHILD_ENV)
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -167,6 +184,19 @@ def whole_process(path: Path, runs: int) -> dict[str, float]:
         "fp_rss": max(a[3] for a, _ in pairs),
         "sha_cpu": statistics.median(b[1] + b[2] for _, b in pairs),
     }
+
+
+def start_up(path: Path, runs: int) -> tuple[float, float, float]:
+    """Median wall s of ``fingerprint --json`` of a tiny file, of ``python -c pass``."""
+    a_cmd = [*_modelscan(), "fingerprint", "--json", str(path)]
+    b_cmd = [sys.executable, "-c", "pass"]
+    _child(a_cmd), _child(b_cmd)
+    pairs = [(_child(a_cmd), _child(b_cmd)) for _ in range(runs)]
+    return (
+        statistics.median(a[0] for a, _ in pairs),
+        statistics.median(a[1] + a[2] for a, _ in pairs),
+        statistics.median(b[0] for _, b in pairs),
+    )
 
 
 def in_process(path: Path, runs: int) -> float:
@@ -278,6 +308,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--formats", nargs="*", default=list(MAKERS))
     parser.add_argument("--explore", action="store_true")
+    parser.add_argument(
+        "--compile-each-run",
+        action="store_true",
+        help="children compile modelscan's modules every run (PYTHONDONTWRITEBYTECODE)",
+    )
     parser.add_argument("--make-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -296,7 +331,21 @@ def main() -> None:
     if not all(p.exists() for p in paths.values()):
         # In a child: a child's peak RSS on Linux starts from its parent's.
         subprocess.run([sys.executable, __file__, "--make-only", *sys.argv[1:]])
+    if args.compile_each_run:
+        CHILD_ENV["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    small = args.dir / "startup-64x64.safetensors"
+    if not small.exists():
+        make_safetensors(small, [bytes(64 * 64 * 2)], shape=(64, 64))
     print(f"load average {os.getloadavg()[0]:.2f} (2 cores); {args.runs} runs")
+    how = "compiled every run" if args.compile_each_run else "bytecode cached"
+    print(f"children: modelscan's modules {how}")
+    wall, cpu, bare = start_up(small, max(args.runs, 10))
+    print(
+        f"start-up (fingerprint --json, 64x64 F16 safetensors): {wall * 1000:.0f} ms"
+        f" wall, {cpu * 1000:.0f} ms CPU; python -c pass {bare * 1000:.0f} ms"
+    )
     whole = {label: whole_process(path, args.runs) for label, path in paths.items()}
     head = ("file", "ratio", "fp s", "sha s", "user", "sys", "sha cpu", "RSS MB")
     print("{:<13}{:>7}{:>7}{:>7}{:>7}{:>7}{:>8}{:>8}{:>9}".format(*head, "in-proc"))
