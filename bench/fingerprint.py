@@ -13,9 +13,10 @@ Makes (once, cached) 1 GiB files of 64 float16 matrices in three containers
 - first, start-up: ``modelscan fingerprint --json`` of a 64x64 float16
   safetensors file against ``python -c pass`` (median of at least 10).
 
-The children reuse bytecode, as an installed package (or an editable checkout
-after its first run) does, even when PYTHONDONTWRITEBYTECODE is set here;
-``--compile-each-run`` sets it for them instead (25-35 ms more start-up).
+The children reuse bytecode (kept under ``--dir``), as an installed package or
+an editable checkout after its first run does, even when PYTHONDONTWRITEBYTECODE
+is set here; ``--compile-each-run`` compiles modelscan's modules in every run
+instead (25-35 ms more start-up), as that variable makes a fresh checkout do.
 
 ``--explore`` also times the read pipeline's alternatives on the safetensors
 file (buffer sizes and counts, threads or not, ``posix_fadvise`` SEQUENTIAL,
@@ -35,6 +36,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import struct
 import subprocess
@@ -134,9 +136,28 @@ def _modelscan() -> list[str]:
 # The children's environment: with PYTHONDONTWRITEBYTECODE set (as in some shells
 # and containers), a checkout's modules are compiled again by every run, 25-35 ms
 # of start-up a user's installed package (or editable checkout) does not pay.
-# By default the children write and reuse bytecode as a user's install does;
-# --compile-each-run measures the other case.
+# The children keep their bytecode under the bench directory (PYTHONPYCACHEPREFIX,
+# nothing written into the checkout); --compile-each-run removes the checkout's
+# part of it and forbids writing, so the standard library's and the installed
+# packages' bytecode is used and modelscan's modules are compiled every run.
 CHILD_ENV = dict(os.environ)
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE_DIRS = ("modelscan", "scanner", "registry", "db")  # pyproject's package-dir
+
+
+def _child_bytecode(cache: Path, files: list[Path], *, compile_each_run: bool) -> None:
+    CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(cache)
+    CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not compile_each_run:
+        return
+    # Bytecode for everything the runs import, then none for the checkout's files.
+    for path in files:
+        _child([*_modelscan(), "fingerprint", "--json", str(path)])
+    _child([sys.executable, "-c", SHA256_CHILD, str(files[0])])
+    mirror = cache / REPO.relative_to(REPO.anchor)
+    for package in PACKAGE_DIRS:  # not .venv: the installed packages keep theirs
+        shutil.rmtree(mirror / package, ignore_errors=True)
+    CHILD_ENV["PYTHONDONTWRITEBYTECODE"] = "1"
 
 
 def _child(cmd: list[str]) -> tuple[float, float, float, float]:
@@ -331,13 +352,14 @@ def main() -> None:
     if not all(p.exists() for p in paths.values()):
         # In a child: a child's peak RSS on Linux starts from its parent's.
         subprocess.run([sys.executable, __file__, "--make-only", *sys.argv[1:]])
-    if args.compile_each_run:
-        CHILD_ENV["PYTHONDONTWRITEBYTECODE"] = "1"
-    else:
-        CHILD_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
     small = args.dir / "startup-64x64.safetensors"
     if not small.exists():
         make_safetensors(small, [bytes(64 * 64 * 2)], shape=(64, 64))
+    _child_bytecode(
+        args.dir / "pycache",
+        [small, *paths.values()],
+        compile_each_run=args.compile_each_run,
+    )
     print(f"load average {os.getloadavg()[0]:.2f} (2 cores); {args.runs} runs")
     how = "compiled every run" if args.compile_each_run else "bytecode cached"
     print(f"children: modelscan's modules {how}")
