@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # pathlib only for a directory walk: not a file's start-up
     from pathlib import Path
 
 THREADED_MIN_SIZE = 16 << 20  # below this, thread start-up costs more than it saves
+# Tensor BLAKE3 sinks a file is split into, for plan_lanes() to balance: on 2 cores
+# a safetensors file ran in 0.84 s with 4 against 0.87 s with 1 (8: 0.87 s).
+SPAN_GROUPS = 4
 
 
 class FileReader:
@@ -178,9 +181,7 @@ def _compute(
     whole = hashing.Sha256Sink()
     autov1_window = hashing.WindowSink(hashing.AUTOV1_OFFSET, hashing.AUTOV1_LENGTH)
     contiguous = [t for t in layout.tensors if t.strides is None]
-    spans = hashing.SpanDigestSink(
-        [(t.offset, t.offset + t.nbytes) for t in contiguous]
-    )
+    groups = _span_groups(contiguous)
     windowed = [(t, w) for t in contiguous if (w := identity.sketch_window(t))]
     sketches = hashing.RangeBytesSink([w for _t, w in windowed])
     body = (
@@ -189,11 +190,8 @@ def _compute(
         else None
     )
     extra = hashing.Blake3Crc32Sink() if all_hashes else None
-    covered = sum(t.nbytes for t in contiguous)
-    heavy: list[tuple[hashing.Sink, int, float]] = [
-        (whole, size, ring.SHA256_COST),
-        (spans, covered, ring.BLAKE3_COST),
-    ]
+    heavy: list[tuple[hashing.Sink, int, float]] = [(whole, size, ring.SHA256_COST)]
+    heavy += [(sink, nbytes, ring.BLAKE3_COST) for _g, sink, nbytes in groups]
     if body is not None:
         heavy.append((body, size, ring.SHA256_COST))
     if extra is not None:
@@ -212,7 +210,11 @@ def _compute(
     except EOFError as exc:
         raise TruncatedFile(path, str(exc)) from exc
 
-    digests = dict(zip((id(t) for t in contiguous), spans.hexdigests(), strict=True))
+    digests = {
+        id(t): digest
+        for group, sink, _n in groups
+        for t, digest in zip(group, sink.hexdigests(), strict=True)
+    }
     seen = {id(t): sketches.value(i) for i, (t, _w) in enumerate(windowed)}
     with gc_paused():  # not while hashing: other threads may need the collector
         tensors = tuple(
@@ -240,6 +242,26 @@ def _compute(
         claims=claims_from_metadata(layout.metadata, autov1=autov1, autov3=autov3),
         pickle_safety=layout.pickle_safety,
     )
+
+
+def _span_groups(
+    tensors: list[TensorSpan],
+) -> list[tuple[list[TensorSpan], hashing.SpanDigestSink, int]]:
+    """The tensors dealt in turn into SPAN_GROUPS BLAKE3 sinks: (tensors, sink, bytes).
+
+    Several sinks let plan_lanes() put part of the tensor hashing in the lane
+    with less work; dealt in turn, each sink has work all along the file, so the
+    lanes stay balanced within the ring's slack.
+    """
+    out = []
+    for g in range(SPAN_GROUPS):
+        group = tensors[g::SPAN_GROUPS]
+        if group:
+            sink = hashing.SpanDigestSink(
+                [(t.offset, t.offset + t.nbytes) for t in group]
+            )
+            out.append((group, sink, sum(t.nbytes for t in group)))
+    return out
 
 
 def _lanes(
