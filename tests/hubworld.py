@@ -112,9 +112,16 @@ def write_weight_repo(
 
 
 def write_weights_world(root: Path, weights: bytes) -> None:
-    """Two repos holding ``weights`` (the first also an impostor ``.bin``)."""
-    for repo_id in WEIGHT_REPOS:
+    """Two repos holding ``weights`` (the first also an impostor ``.bin``).
+
+    The first is dated a day before the second, so it is the copies' origin
+    whatever order a crawl saves them in (a tie would fall to first sighting,
+    which two workers of a distributed crawl reach in either order).
+    """
+    for day, repo_id in enumerate(WEIGHT_REPOS, start=1):
         files = {"model.safetensors": weights}
         if repo_id == WEIGHT_REPOS[0]:
             files["pytorch_model.bin"] = IMPOSTOR
-        write_weight_repo(root, repo_id, files)
+        write_weight_repo(
+            root, repo_id, files, created=f"2025-03-0{day}T00:00:00.000Z"
+        )
