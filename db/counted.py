@@ -5,13 +5,14 @@ first and last seen (ours), and the families their downloads, so whole rows of
 ``blob_copies`` and ``spread --top`` read no copies. ``counters.py`` writes
 them in the same upsert as the counts (one write of each table, in key order):
 
-- dates are folded: :func:`blob_dates` and :func:`family_dates` read back the
+- dates are folded: :func:`blob_dates` and :func:`family_rollup` read back the
   occurrences of a saved page's repos, and :func:`fold` keeps the earlier first
   dates and the later last seen, which covers every write that can move them
   (inserts, touches, a repo or file dated later);
 - downloads are summed over ``family_repos``, one row per (family, repo) with
-  the figures counted for it; :func:`family_downloads` brings a page's repos'
-  rows up to date and returns each family's difference;
+  the figures counted for it; :func:`family_rollup` brings a page's repos'
+  rows up to date and returns each family's difference, from the same read as
+  its dates;
 - what can move a date the other way is counted again from every copy:
   :func:`redate` (an occurrence dated by its repo given a later date of its
   own) and :func:`redo_families` (a blob moved to another family).
@@ -82,12 +83,17 @@ _DATE_AGGREGATES = (
 
 def blob_dates(conn: Connection, repos: Sequence[int]) -> Dates:
     """Per blob, the dates of its occurrences in ``repos`` (to fold in)."""
+    return _dates_of_blobs(conn, FILES.c.repo_id, repos)
+
+
+def _dates_of_blobs(conn: Connection, column: Any, keys: Sequence[Any]) -> Dates:
+    """Per blob, the dates of its occurrences whose ``column`` is one of ``keys``."""
     out: Dates = {}
-    for part in chunks(repos):
+    for part in chunks(keys):
         stmt = (
             select(FILES.c.sha256, *_DATE_AGGREGATES)
             .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .where(FILES.c.repo_id.in_(part), FILES.c.sha256.is_not(None))
+            .where(column.in_(part), FILES.c.sha256.is_not(None))
             .group_by(FILES.c.sha256)
         )
         for sha, *values in conn.execute(stmt):
@@ -106,46 +112,45 @@ def _earliest_of(out: Dates, key: Key, values: Sequence[Any]) -> None:
             held[name] = value
 
 
-def family_dates(conn: Connection, repos: Sequence[int]) -> Dates:
-    """Per family, the dates of its hosted occurrences in ``repos``."""
-    out: Dates = {}
+def family_rollup(conn: Connection, repos: Sequence[int]) -> tuple[Dates, Deltas]:
+    """Per family, the dates (to fold in) and downloads change of ``repos``' copies.
+
+    One read of the repos' hosted occurrences serves both, and ``family_repos``
+    is brought up to date on the way. A family's downloads are summed over the
+    distinct hosted repos holding one of its copies, live or not; each (family,
+    repo) row keeps the figures last counted for it, so a repo's new count moves
+    its families by the difference.
+    """
     c = BLOB_COUNTS
+    dates: Dates = {}
+    now: dict[Key, tuple[int, int]] = {}
     for part in chunks(repos):
         stmt = (
-            select(c.c.family, *_DATE_AGGREGATES)
+            select(c.c.family, REPOS.c.id, REPOS.c.downloads,
+                   REPOS.c.downloads_all_time, *_DATE_AGGREGATES)
             .select_from(FILES)
             .join(REPOS, REPOS.c.id == FILES.c.repo_id)
             .join(c, c.c.sha256 == FILES.c.sha256)
             .where(FILES.c.repo_id.in_(part), REPOS.c.host != LOCAL_HOST)
-            .group_by(c.c.family)
-        )
-        for family, *values in conn.execute(stmt):
-            _earliest_of(out, (family,), values)
-    return out
+            .group_by(c.c.family, REPOS.c.id, REPOS.c.downloads,
+                      REPOS.c.downloads_all_time)
+        )  # fmt: skip
+        for family, rid, downloads, all_time, *values in conn.execute(stmt):
+            _earliest_of(dates, (family,), values)
+            now[(family, rid)] = (int(downloads or 0), int(all_time or 0))
+    return dates, _sync_downloads(conn, repos, now)
 
 
-def family_downloads(conn: Connection, repos: Sequence[int]) -> Deltas:
-    """Bring ``family_repos`` up to date for ``repos``; return per-family deltas.
+def _sync_downloads(
+    conn: Connection, repos: Sequence[int], now: dict[Key, tuple[int, int]]
+) -> Deltas:
+    """Write ``repos``' (family, repo) figures to ``family_repos``; return the change.
 
-    A family's downloads are summed over the distinct hosted repos holding one
-    of its copies, live or not; each (family, repo) row keeps the figures last
-    counted for it, so a repo's new count moves its families by the difference.
+    ``now`` holds them as read; the change is per family.
     """
-    c, fr = BLOB_COUNTS, FAMILY_REPOS
-    now: dict[Key, tuple[int, int]] = {}
+    fr = FAMILY_REPOS
     held: dict[Key, tuple[int, int]] = {}
     for part in chunks(repos):
-        pairs = (
-            select(c.c.family, REPOS.c.id, REPOS.c.downloads,
-                   REPOS.c.downloads_all_time)
-            .distinct()
-            .select_from(FILES)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .join(c, c.c.sha256 == FILES.c.sha256)
-            .where(FILES.c.repo_id.in_(part), REPOS.c.host != LOCAL_HOST)
-        )  # fmt: skip
-        for family, rid, downloads, all_time in conn.execute(pairs):
-            now[(family, rid)] = (int(downloads or 0), int(all_time or 0))
         stored = select(
             fr.c.family, fr.c.repo_id, fr.c.downloads, fr.c.downloads_all_time
         ).where(fr.c.repo_id.in_(part))
@@ -202,15 +207,7 @@ def redate(conn: Connection, shas: Iterable[str]) -> None:
     if not keys:
         return
     dates: Dates = {(k,): dict.fromkeys(DATES) for k in keys}
-    for part in chunks(keys):
-        stmt = (
-            select(FILES.c.sha256, *_DATE_AGGREGATES)
-            .join(REPOS, REPOS.c.id == FILES.c.repo_id)
-            .where(FILES.c.sha256.in_(part))
-            .group_by(FILES.c.sha256)
-        )
-        for sha, *values in conn.execute(stmt):
-            dates[(sha,)] = dict(zip(DATES, values, strict=True))
+    dates.update(_dates_of_blobs(conn, FILES.c.sha256, keys))
     set_values(conn, BLOB_COUNTS, dates, {})
     redo_families(conn, sorted(set(families(conn, keys).values())))
 

@@ -280,8 +280,8 @@ def _count_families(
         for name in names:
             t[name] += new[name] - old[name]
         t["hosts"] += _step(old["copies"], new["copies"])
-    dates = counted.family_dates(conn, repos) if repos else {}
-    for k, d in (counted.family_downloads(conn, repos) if repos else {}).items():
+    dates, downloads = counted.family_rollup(conn, repos) if repos else ({}, {})
+    for k, d in downloads.items():
         totals[k].update(d)
     _bump(conn, FAMILY_COUNTS, totals, drop_empty=True, dates=dates)
 
@@ -350,8 +350,7 @@ _DATES_SQL = (
     "MIN(COALESCE(f.published_at, r.published_at)) AS first_published, "
     "MIN(f.first_seen) AS first_seen, MAX(f.last_seen) AS last_seen"
 )
-_SET_DATES = ", ".join(f"{n} = d.{n}" for n in ("first_published", "first_seen",
-                                                 "last_seen"))  # fmt: skip
+_SET_DATES = ", ".join(f"{n} = d.{n}" for n in counted.DATES)
 RECOUNT_SQL = (
     """INSERT INTO blob_accounts (sha256, host, owner, live_copies, copies)
 SELECT f.sha256, r.host, COALESCE(r.owner, r.host_id),
