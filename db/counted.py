@@ -21,7 +21,7 @@ A crawl dated before an earlier one (a clock set back) leaves ``last_seen`` at
 the later time until ``modelscan db recount``.
 
 Example:
-    >>> blob_dates(conn, [repo_id])  # doctest: +SKIP
+    >>> blob_dates(conn, repos=[repo_id])  # doctest: +SKIP
     {('ab12...',): {'first_published': ..., 'first_seen': ..., 'last_seen': ...}}
 """
 
@@ -81,9 +81,14 @@ _DATE_AGGREGATES = (
 )
 
 
-def blob_dates(conn: Connection, repos: Sequence[int]) -> Dates:
-    """Per blob, the dates of its occurrences in ``repos`` (to fold in)."""
-    return _dates_of_blobs(conn, FILES.c.repo_id, repos)
+def blob_dates(
+    conn: Connection, *, repos: Sequence[int] = (), files: Sequence[int] = ()
+) -> Dates:
+    """Per blob, the dates of its occurrences in ``repos`` and of ``files``."""
+    out = _dates_of_blobs(conn, FILES.c.repo_id, repos)
+    for key, held in _dates_of_blobs(conn, FILES.c.id, files).items():
+        _earliest_of(out, key, [held[n] for n in DATES])
+    return out
 
 
 def _dates_of_blobs(conn: Connection, column: Any, keys: Sequence[Any]) -> Dates:

@@ -175,17 +175,23 @@ def ensure_blobs(conn: Connection, shas: Iterable[str]) -> None:
 
 
 def count_files(
-    conn: Connection, changes: Iterable[FileDelta], *, repos: Iterable[int] = ()
+    conn: Connection,
+    changes: Iterable[FileDelta],
+    *,
+    repos: Iterable[int] = (),
+    files: Iterable[int] = (),
 ) -> None:
     """Count occurrences added, closed or given a sha256 in this transaction.
 
     ``repos`` are repos whose occurrences or whose own dates and downloads were
     written in this transaction (a saved page's): their occurrences' dates and
     their downloads are folded into the blob and family rows as they are counted.
+    ``files`` are single occurrences written apart from a page (a local file
+    fingerprinted), whose dates alone are folded in, not their whole directory's.
     """
     changes = [c for c in changes if c[0] is not None and (c[2] or c[3])]
-    repo_ids = sorted(set(repos))
-    if not changes and not repo_ids:
+    repo_ids, file_ids = sorted(set(repos)), sorted(set(files))
+    if not changes and not repo_ids and not file_ids:
         return
     accounts = _accounts(conn, {rid for _, rid, _, _ in changes})
     deltas: Deltas = defaultdict(lambda: {"live_copies": 0, "copies": 0})
@@ -193,7 +199,7 @@ def count_files(
         d = deltas[(str(sha), *accounts[rid])]
         d["live_copies"] += live
         d["copies"] += copies
-    count_accounts(conn, deltas, repos=repo_ids)
+    count_accounts(conn, deltas, repos=repo_ids, files=file_ids)
 
 
 def _accounts(conn: Connection, repo_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
@@ -206,16 +212,21 @@ def _accounts(conn: Connection, repo_ids: Iterable[int]) -> dict[int, tuple[str,
 
 
 def count_accounts(
-    conn: Connection, deltas: Deltas, *, repos: Sequence[int] = ()
+    conn: Connection,
+    deltas: Deltas,
+    *,
+    repos: Sequence[int] = (),
+    files: Sequence[int] = (),
 ) -> None:
     """Add per-(sha256, host, owner) deltas to the blob and family counters.
 
-    ``repos``: repos whose dates and downloads to fold in (see :func:`count_files`).
+    ``repos``, ``files``: what to fold dates (and downloads) of, as in
+    :func:`count_files`.
     """
     deltas = {k: d for k, d in deltas.items() if any(d.values())}
-    if not deltas and not repos:
+    if not deltas and not repos and not files:
         return
-    dates = counted.blob_dates(conn, repos)
+    dates = counted.blob_dates(conn, repos=repos, files=files)
     ensure_blobs(conn, {k[0] for k in deltas} | {k[0] for k in dates})
     accounts = _bump(conn, BLOB_ACCOUNTS, deltas, drop_empty=True)
     hosts: Deltas = defaultdict(lambda: {"live_copies": 0})

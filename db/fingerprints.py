@@ -252,7 +252,7 @@ def _save_occurrence(
         conn.execute(
             update(FILES).where(FILES.c.id == live.id).values(last_seen=at, size=size)
         )
-        counters.count_files(conn, [], repos=[rid])  # its last_seen
+        counters.count_files(conn, [], files=[live.id])  # its last_seen
         return int(live.id)
     kind = "appeared"
     if live is not None:  # the file at this path was rewritten with other content
@@ -281,7 +281,7 @@ def _save_occurrence(
     fid = conn.execute(stmt).scalar()
     if fid is None:  # another process saved the same path a moment ago
         return _save_occurrence(conn, host, rid, path, sha, size, at)
-    counters.count_files(conn, [(sha, rid, 1, 1)], repos=[rid])
+    counters.count_files(conn, [(sha, rid, 1, 1)], files=[fid])
     detail: dict[str, Any] = {"path": path}
     if live is not None:
         detail["old_sha256"] = live.sha256
